@@ -1,0 +1,339 @@
+#include "engine/cpu/cpu_backend.h"
+
+#include <algorithm>
+#include <limits>
+#include <memory>
+#include <new>
+#include <optional>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "engine/cpu/attention.h"
+#include "engine/cpu/kernel_table.h"
+#include "engine/cpu/layer_ops.h"
+#include "engine/cpu/matmul.h"
+#include "engine/cpu/step_validation.h"
+#include "engine/cpu/thread_pool.h"
+
+namespace muserve {
+
+using cpu::WeightMatrix;
+
+absl::Status CpuBackendOptions::Validate() const {
+  if (num_threads < 1)
+    return absl::InvalidArgumentError(absl::StrCat("num_threads must be >= 1, got ", num_threads));
+  if (num_threads > 1024)
+    return absl::InvalidArgumentError(absl::StrCat("num_threads ", num_threads, " is too large"));
+  if (block_size < 1)
+    return absl::InvalidArgumentError(absl::StrCat("block_size must be >= 1, got ", block_size));
+  if (num_blocks < 1)
+    return absl::InvalidArgumentError(absl::StrCat("num_blocks must be >= 1, got ", num_blocks));
+  if (max_num_batched_tokens < 1)
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_num_batched_tokens must be >= 1, got ", max_num_batched_tokens));
+  return absl::OkStatus();
+}
+
+namespace {
+
+// a * b * ..., or nullopt if the product overflows int64 (or a factor is negative).
+template <class... Ints>
+std::optional<int64_t> CheckedProduct(Ints... factors) {
+  int64_t product = 1;
+  for (int64_t f : {static_cast<int64_t>(factors)...})
+    if (f < 0 || __builtin_mul_overflow(product, f, &product)) return std::nullopt;
+  return product;
+}
+
+// A checkpoint tensor as a matrix: [rows, cols] for 2-D, [1, n] for vectors.
+WeightMatrix Matrix(const TensorView& t) {
+  if (t.shape.size() == 2) return {t.data, t.dtype, t.shape[0], t.shape[1]};
+  return {t.data, t.dtype, 1, t.num_elements()};
+}
+
+// One decoder layer. Invariants: the WeightMatrix views point into the
+// checkpoint mapping owned by Impl::model_, which outlives the layer, with the
+// shapes the weight binding (weights.h) checked against the config, at any
+// alignment; norms are [hidden] fp32 copies; the biases are [q_size] / [kv_size] with
+// attention_bias and all three empty otherwise; k_cache and v_cache are
+// [num_blocks * block_size, kv_size], zero until a step writes a slot.
+struct Layer {
+  std::vector<float> input_norm, post_norm;
+  std::vector<float> q_bias, k_bias, v_bias;
+  WeightMatrix q, k, v, o, gate, up, down;
+  std::vector<float> k_cache, v_cache;
+};
+
+// An fp32 buffer allocated once and left uninitialised, so that its pages are
+// only committed when a step first writes them (steps rarely use all rows).
+class Buffer {
+ public:
+  void Allocate(int64_t floats) { data_.reset(new float[static_cast<size_t>(floats)]); }
+  float* data() { return data_.get(); }
+
+ private:
+  std::unique_ptr<float[]> data_;
+};
+
+}  // namespace
+
+int64_t CpuKvBytesPerToken(const ModelConfig& config) {
+  return CheckedProduct(config.num_hidden_layers, 2, config.num_key_value_heads, config.head_dim,
+                        sizeof(float))
+      .value_or(std::numeric_limits<int64_t>::max());
+}
+
+// Invariants: layers_.size() == config.num_hidden_layers; every per-step
+// buffer holds max_num_batched_tokens rows, the MatMul scratch is reserved
+// for every weight matrix and scores_ for the longest attended span, so
+// Forward does not allocate; Forward runs on one thread at a time (the pool's
+// workers only run inside it).
+class CpuBackend::Impl {
+ public:
+  Impl(LoadedModel model, const CpuBackendOptions& options)
+      : model_(std::move(model)),
+        options_(options),
+        kernels_(cpu::KernelsFor(cpu::BestIsa())),
+        pool_(options.num_threads),
+        scratch_(options.num_threads),
+        scores_(options.num_threads) {
+    // Throws std::bad_alloc (or std::length_error) when memory runs out;
+    // Create maps it to ResourceExhausted.
+    const ModelConfig& c = model_.config;
+    const ModelWeights& w = model_.weights;
+    const size_t pool_floats =
+        static_cast<size_t>(options.num_blocks) * options.block_size * c.kv_size();
+    for (const LayerWeights& lw : w.layers) {
+      Layer l;
+      l.input_norm = cpu::ToF32Vector(kernels_, Matrix(lw.input_layernorm));
+      l.post_norm = cpu::ToF32Vector(kernels_, Matrix(lw.post_attention_layernorm));
+      if (lw.q_bias) l.q_bias = cpu::ToF32Vector(kernels_, Matrix(*lw.q_bias));
+      if (lw.k_bias) l.k_bias = cpu::ToF32Vector(kernels_, Matrix(*lw.k_bias));
+      if (lw.v_bias) l.v_bias = cpu::ToF32Vector(kernels_, Matrix(*lw.v_bias));
+      l.q = Matrix(lw.q_proj);
+      l.k = Matrix(lw.k_proj);
+      l.v = Matrix(lw.v_proj);
+      l.o = Matrix(lw.o_proj);
+      l.gate = Matrix(lw.gate_proj);
+      l.up = Matrix(lw.up_proj);
+      l.down = Matrix(lw.down_proj);
+      l.k_cache.assign(pool_floats, 0.0f);
+      l.v_cache.assign(pool_floats, 0.0f);
+      layers_.push_back(std::move(l));
+    }
+    final_norm_ = cpu::ToF32Vector(kernels_, Matrix(w.norm));
+    embed_ = Matrix(w.embed_tokens);
+    lm_head_ = Matrix(w.lm_head);
+    inv_freq_ = cpu::RopeInverseFrequencies(c);
+    shape_ = {c.num_attention_heads, c.num_key_value_heads, c.head_dim, options.block_size,
+              c.sliding_window};
+    ReservePerStepBuffers();
+  }
+
+  const ModelConfig& config() const { return model_.config; }
+  KvCacheGeometry kv_cache() const { return {options_.block_size, options_.num_blocks}; }
+
+  absl::Status Forward(const StepBatch& batch, std::span<float> logits);
+
+ private:
+  void ReservePerStepBuffers();
+  void RunLayer(Layer& layer, const StepBatch& batch);
+  // Runs fn(row_begin, row_end) over [0, rows) on the pool.
+  template <class Fn>
+  void ForRows(int64_t rows, Fn fn) {
+    pool_.ParallelFor(rows, [&](int, int64_t b, int64_t e) { fn(b, e); });
+  }
+
+  LoadedModel model_;
+  CpuBackendOptions options_;
+  const cpu::KernelTable& kernels_;
+  cpu::ThreadPool pool_;
+  cpu::MatMulScratch scratch_;
+  std::vector<std::vector<float>> scores_;
+  std::vector<Layer> layers_;
+  std::vector<float> final_norm_;
+  WeightMatrix embed_, lm_head_;
+  std::vector<float> inv_freq_;
+  cpu::AttentionShape shape_;
+
+  // Activations of the current step, [T, width] row-major, allocated for
+  // max_num_batched_tokens rows.
+  Buffer hidden_, normed_, q_, k_, v_, attn_, proj_, gate_, up_;
+  Buffer cos_, sin_;
+  std::vector<int32_t> token_sequence_;  // [max_num_batched_tokens]
+  std::vector<int64_t> rows_;            // sampled rows; capacity max_num_batched_tokens
+};
+
+void CpuBackend::Impl::ReservePerStepBuffers() {
+  const ModelConfig& c = model_.config;
+  const int64_t T = options_.max_num_batched_tokens;
+  // Sizes of a validated config times T <= 2^31 fit int64 (config bounds:
+  // widths <= 2^20); Create has checked the total.
+  for (Buffer* b : {&hidden_, &normed_, &proj_}) b->Allocate(T * c.hidden_size);
+  for (Buffer* b : {&q_, &attn_}) b->Allocate(T * c.q_size());
+  for (Buffer* b : {&k_, &v_}) b->Allocate(T * c.kv_size());
+  for (Buffer* b : {&gate_, &up_}) b->Allocate(T * c.intermediate_size);
+  for (Buffer* b : {&cos_, &sin_}) b->Allocate(T * static_cast<int64_t>(inv_freq_.size()));
+  token_sequence_.assign(T, 0);
+  rows_.reserve(T);
+  for (const Layer& l : layers_)
+    for (const WeightMatrix* w : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down})
+      scratch_.Reserve(*w);
+  scratch_.Reserve(lm_head_);
+  // ValidateStepBatch bounds every attended span by the pool and by
+  // max_position_embeddings (and the window, if any).
+  int64_t span = std::min<int64_t>(c.max_position_embeddings,
+                                   static_cast<int64_t>(options_.num_blocks) * options_.block_size);
+  if (c.sliding_window) span = std::min(span, *c.sliding_window);
+  const size_t floats = cpu::AttentionScratchFloats(shape_, span);
+  for (std::vector<float>& s : scores_) s.resize(floats);
+}
+
+absl::Status CpuBackend::Impl::Forward(const StepBatch& batch, std::span<float> logits) {
+  const ModelConfig& c = model_.config;
+  if (batch.num_tokens() > options_.max_num_batched_tokens)
+    return absl::InvalidArgumentError(absl::StrCat("step batch has ", batch.num_tokens(),
+                                                   " tokens, more than max_num_batched_tokens ",
+                                                   options_.max_num_batched_tokens));
+  if (absl::Status s =
+          cpu::ValidateStepBatch(batch, c, options_.block_size, options_.num_blocks, logits.size());
+      !s.ok())
+    return s;
+  const int64_t T = batch.num_tokens();
+  if (T == 0) return absl::OkStatus();
+  const int64_t H = c.hidden_size;
+  for (size_t s = 0; s < batch.sequences.size(); ++s) {
+    const StepSequence& seq = batch.sequences[s];
+    std::fill_n(token_sequence_.begin() + seq.query_start, seq.query_len, static_cast<int32_t>(s));
+  }
+
+  ForRows(T, [&](int64_t b, int64_t e) {
+    cpu::Embed(kernels_, embed_, batch.tokens.data() + b, e - b, hidden_.data() + b * H);
+    cpu::RopeCosSin(inv_freq_, batch.positions.data() + b, e - b,
+                    cos_.data() + b * inv_freq_.size(), sin_.data() + b * inv_freq_.size());
+  });
+  for (Layer& layer : layers_) RunLayer(layer, batch);
+
+  // Final norm and LM head only for the last row of each sampled sequence
+  // (at most T rows: rows_ has the capacity, push_back does not allocate).
+  std::vector<int64_t>& rows = rows_;
+  rows.clear();
+  for (const StepSequence& seq : batch.sequences)
+    if (seq.sample) rows.push_back(seq.query_start + seq.query_len - 1);
+  if (rows.empty()) return absl::OkStatus();
+  const int64_t R = static_cast<int64_t>(rows.size());
+  for (int64_t r = 0; r < R; ++r)
+    cpu::RmsNorm(kernels_, hidden_.data() + rows[r] * H, 1, H, final_norm_.data(),
+                 static_cast<float>(c.rms_norm_eps), normed_.data() + r * H);
+  cpu::MatMul(pool_, kernels_, scratch_, normed_.data(), R, lm_head_, logits.data());
+  return absl::OkStatus();
+}
+
+void CpuBackend::Impl::RunLayer(Layer& layer, const StepBatch& batch) {
+  const ModelConfig& c = model_.config;
+  const int64_t T = batch.num_tokens();
+  const int64_t H = c.hidden_size;
+  const int64_t I = c.intermediate_size;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+
+  ForRows(T, [&](int64_t b, int64_t e) {
+    cpu::RmsNorm(kernels_, hidden_.data() + b * H, e - b, H, layer.input_norm.data(), eps,
+                 normed_.data() + b * H);
+  });
+  cpu::MatMul(pool_, kernels_, scratch_, normed_.data(), T, layer.q, q_.data());
+  cpu::MatMul(pool_, kernels_, scratch_, normed_.data(), T, layer.k, k_.data());
+  cpu::MatMul(pool_, kernels_, scratch_, normed_.data(), T, layer.v, v_.data());
+  ForRows(T, [&](int64_t b, int64_t e) {
+    const int64_t half = static_cast<int64_t>(inv_freq_.size());
+    if (!layer.q_bias.empty()) {
+      cpu::AddBias(q_.data() + b * c.q_size(), e - b, c.q_size(), layer.q_bias.data());
+      cpu::AddBias(k_.data() + b * c.kv_size(), e - b, c.kv_size(), layer.k_bias.data());
+      cpu::AddBias(v_.data() + b * c.kv_size(), e - b, c.kv_size(), layer.v_bias.data());
+    }
+    cpu::ApplyRope(q_.data() + b * c.q_size(), e - b, c.q_size(), c.num_attention_heads, c.head_dim,
+                   cos_.data() + b * half, sin_.data() + b * half);
+    cpu::ApplyRope(k_.data() + b * c.kv_size(), e - b, c.kv_size(), c.num_key_value_heads,
+                   c.head_dim, cos_.data() + b * half, sin_.data() + b * half);
+  });
+  cpu::WriteKv(batch, shape_, k_.data(), v_.data(), layer.k_cache.data(), layer.v_cache.data());
+  cpu::PagedAttention(pool_, kernels_, batch, token_sequence_, shape_, q_.data(),
+                      layer.k_cache.data(), layer.v_cache.data(), scores_, attn_.data());
+  cpu::MatMul(pool_, kernels_, scratch_, attn_.data(), T, layer.o, proj_.data());
+  ForRows(T, [&](int64_t b, int64_t e) {
+    cpu::AddInPlace(hidden_.data() + b * H, proj_.data() + b * H, (e - b) * H);
+    cpu::RmsNorm(kernels_, hidden_.data() + b * H, e - b, H, layer.post_norm.data(), eps,
+                 normed_.data() + b * H);
+  });
+  cpu::MatMul(pool_, kernels_, scratch_, normed_.data(), T, layer.gate, gate_.data());
+  cpu::MatMul(pool_, kernels_, scratch_, normed_.data(), T, layer.up, up_.data());
+  ForRows(T, [&](int64_t b, int64_t e) {
+    cpu::SiluMul(gate_.data() + b * I, up_.data() + b * I, (e - b) * I, gate_.data() + b * I);
+  });
+  cpu::MatMul(pool_, kernels_, scratch_, gate_.data(), T, layer.down, proj_.data());
+  ForRows(T, [&](int64_t b, int64_t e) {
+    cpu::AddInPlace(hidden_.data() + b * H, proj_.data() + b * H, (e - b) * H);
+  });
+}
+
+CpuBackend::CpuBackend(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+CpuBackend::~CpuBackend() = default;
+
+absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(LoadedModel model,
+                                                               const CpuBackendOptions& options) {
+  if (absl::Status s = options.Validate(); !s.ok()) return s;
+  if (absl::Status s = model.config.Validate(); !s.ok()) return s;
+  if (model.weights.layers.size() != static_cast<size_t>(model.config.num_hidden_layers))
+    return absl::InvalidArgumentError(absl::StrCat("model has ", model.weights.layers.size(),
+                                                   " bound layers, config says ",
+                                                   model.config.num_hidden_layers));
+  if (model.config.head_dim % 2 != 0)
+    return absl::InvalidArgumentError(
+        absl::StrCat("head_dim ", model.config.head_dim, " is odd; RoPE needs pairs"));
+  const ModelConfig& c = model.config;
+  const std::optional<int64_t> pool_bytes =
+      CheckedProduct(c.num_hidden_layers, 2, c.num_key_value_heads, c.head_dim, sizeof(float),
+                     options.num_blocks, options.block_size);
+  if (!pool_bytes)
+    return absl::InvalidArgumentError(absl::StrCat("KV cache of ", options.num_blocks,
+                                                   " blocks of ", options.block_size,
+                                                   " tokens overflows int64 bytes for this model"));
+  const std::optional<int64_t> activation_bytes = CheckedProduct(
+      options.max_num_batched_tokens,
+      3 * c.hidden_size + 2 * c.q_size() + 2 * c.kv_size() + 2 * c.intermediate_size + c.head_dim,
+      sizeof(float));
+  if (!activation_bytes)
+    return absl::InvalidArgumentError(absl::StrCat("activations for max_num_batched_tokens ",
+                                                   options.max_num_batched_tokens,
+                                                   " overflow int64 bytes for this model"));
+  // The pool and every per-step buffer are allocated up front; a request the
+  // machine cannot hold is a configuration problem to report, not a crash.
+  try {
+    return std::unique_ptr<CpuBackend>(
+        new CpuBackend(std::make_unique<Impl>(std::move(model), options)));
+  } catch (const std::bad_alloc&) {
+  } catch (const std::length_error&) {
+  } catch (const std::system_error& e) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cannot start ", options.num_threads, " CPU threads: ", e.what()));
+  }
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "cannot allocate the CPU KV cache of ", *pool_bytes, " bytes (", options.num_blocks,
+      " blocks of ", options.block_size, " tokens) and ", *activation_bytes,
+      " bytes of activations for max_num_batched_tokens ", options.max_num_batched_tokens));
+}
+
+const ModelConfig& CpuBackend::config() const { return impl_->config(); }
+KvCacheGeometry CpuBackend::kv_cache() const { return impl_->kv_cache(); }
+absl::Status CpuBackend::Forward(const StepBatch& batch, std::span<float> logits) {
+  // Every buffer is preallocated, so nothing below is expected to throw; this
+  // keeps the no-exceptions-escape rule should that ever change.
+  try {
+    return impl_->Forward(batch, logits);
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError("out of memory during the CPU forward pass");
+  }
+}
+
+}  // namespace muserve

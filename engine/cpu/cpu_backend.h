@@ -1,0 +1,64 @@
+// CpuBackend: the model's forward pass on the CPU, fp32 arithmetic over
+// F32/F16/BF16 weights that stay in the mmapped checkpoint (converted on the
+// fly inside the kernels). It is also the reference the CUDA backend is
+// tested against, so its results are deterministic:
+//  - every output element is computed by one fixed sequence of operations,
+//    whatever the batch composition, the chunking of a prefill, the block
+//    size, the physical block order or the thread count; a sequence's logits
+//    are therefore bit-identical alone or inside any mixed batch.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+
+#include "absl/status/statusor.h"
+#include "engine/api/backend.h"
+#include "engine/model/weights.h"
+
+namespace muserve {
+
+struct CpuBackendOptions {
+  int32_t num_threads = 1;
+  int32_t block_size = 16;
+  // Number of KV blocks in the pool; each holds block_size tokens of K and V
+  // (fp32) for every layer and KV head.
+  int32_t num_blocks = 0;
+  // Most tokens (summed query_len) one Forward step may carry. Every per-step
+  // buffer (activations, attention scratch) is allocated for it in Create, so
+  // that Forward never allocates; a larger step is InvalidArgument.
+  // Activations take 4 * (3 * hidden + 2 * q_size + 2 * kv_size +
+  // 2 * intermediate + head_dim) bytes per token (TinyLlama-1.1B: 86 KiB, so
+  // 690 MiB of address space at 8192; pages are committed as rows are used).
+  int32_t max_num_batched_tokens = 8192;
+
+  absl::Status Validate() const;
+};
+
+// Bytes of fp32 KV cache one token occupies across all layers, for a config
+// that passed Validate(); saturates at INT64_MAX (which no pool can hold) if
+// the product overflows.
+int64_t CpuKvBytesPerToken(const ModelConfig& config);
+
+class CpuBackend final : public Backend {
+ public:
+  // Takes ownership of the loaded model (its mapped checkpoint backs the
+  // weights). Allocates the KV pool and every per-step buffer up front:
+  // ResourceExhausted if they do not fit in memory.
+  static absl::StatusOr<std::unique_ptr<CpuBackend>> Create(LoadedModel model,
+                                                            const CpuBackendOptions& options);
+  ~CpuBackend() override;
+
+  const ModelConfig& config() const override;
+  KvCacheGeometry kv_cache() const override;
+  // Performs no heap allocation for a valid batch: every buffer comes from
+  // Create (only error paths allocate, for their messages).
+  absl::Status Forward(const StepBatch& batch, std::span<float> logits) override;
+
+ private:
+  class Impl;
+  explicit CpuBackend(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace muserve
