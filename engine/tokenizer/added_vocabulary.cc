@@ -156,7 +156,7 @@ const AddedToken* AddedVocabulary::FindById(int32_t id) const {
 }
 
 std::optional<int32_t> AddedVocabulary::FindByContent(std::string_view content) const {
-  auto it = by_content_.find(Sv(content));
+  auto it = by_content_.find(AsAbsl(content));
   if (it == by_content_.end()) return std::nullopt;
   return it->second;
 }

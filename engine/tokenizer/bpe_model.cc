@@ -127,7 +127,7 @@ void BpeModel::InitialSymbols(std::string_view piece, std::vector<int32_t>* symb
     const size_t start = pos;
     NextCodePoint(piece, &pos);
     const std::string_view ch = piece.substr(start, pos - start);
-    if (auto it = vocab_.find(Sv(ch)); it != vocab_.end()) {
+    if (auto it = vocab_.find(AsAbsl(ch)); it != vocab_.end()) {
       if (pending_unk) symbols->push_back(*std::exchange(pending_unk, std::nullopt));
       symbols->push_back(it->second);
       continue;
@@ -152,7 +152,7 @@ void BpeModel::InitialSymbols(std::string_view piece, std::vector<int32_t>* symb
 void BpeModel::Tokenize(std::string_view piece, std::vector<int32_t>* ids) const {
   if (piece.empty()) return;
   if (ignore_merges_) {
-    if (auto it = vocab_.find(Sv(piece)); it != vocab_.end()) {
+    if (auto it = vocab_.find(AsAbsl(piece)); it != vocab_.end()) {
       ids->push_back(it->second);
       return;
     }
@@ -206,7 +206,7 @@ void BpeModel::Tokenize(std::string_view piece, std::vector<int32_t>* ids) const
 }
 
 std::optional<int32_t> BpeModel::TokenToId(std::string_view token) const {
-  auto it = vocab_.find(Sv(token));
+  auto it = vocab_.find(AsAbsl(token));
   if (it == vocab_.end()) return std::nullopt;
   return it->second;
 }

@@ -47,7 +47,7 @@ class PrependNormalizer final : public Normalizer {
   explicit PrependNormalizer(std::string prefix) : prefix_(std::move(prefix)) {}
   std::string Normalize(std::string_view text) const override {
     if (text.empty()) return std::string();
-    return absl::StrCat(prefix_, Sv(text));
+    return absl::StrCat(prefix_, AsAbsl(text));
   }
 
  private:
@@ -62,7 +62,7 @@ class ReplaceNormalizer final : public Normalizer {
   std::string Normalize(std::string_view text) const override {
     if (regex_ == nullptr) {
       if (literal_.empty()) return std::string(text);
-      return absl::StrReplaceAll(Sv(text), {{literal_, content_}});
+      return absl::StrReplaceAll(AsAbsl(text), {{literal_, content_}});
     }
     std::string out;
     size_t last = 0;

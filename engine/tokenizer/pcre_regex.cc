@@ -88,7 +88,7 @@ absl::StatusOr<std::unique_ptr<PcreRegex>> PcreRegex::Compile(std::string_view p
     PCRE2_UCHAR message[256];
     pcre2_get_error_message(error_code, message, sizeof(message));
     return absl::InvalidArgumentError(absl::StrCat(
-        "regex '", Sv(pattern), "' does not compile: ", reinterpret_cast<const char*>(message),
+        "regex '", AsAbsl(pattern), "' does not compile: ", reinterpret_cast<const char*>(message),
         " at offset ", error_offset));
   }
   // JIT is an optimisation only: without it pcre2_match interprets.

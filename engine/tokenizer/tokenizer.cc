@@ -219,13 +219,13 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromJson(std::string_view 
   const Json root = Json::parse(json_text, nullptr, /*allow_exceptions=*/false);
   if (root.is_discarded()) {
     return absl::InvalidArgumentError(
-        absl::StrCat(tokenizer_internal::Sv(file_name), ": not valid JSON"));
+        absl::StrCat(AsAbsl(file_name), ": not valid JSON"));
   }
   absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer = Build(root);
   if (!tokenizer.ok()) {
     return absl::Status(
         tokenizer.status().code(),
-        absl::StrCat(tokenizer_internal::Sv(file_name), ": ", tokenizer.status().message()));
+        absl::StrCat(AsAbsl(file_name), ": ", tokenizer.status().message()));
   }
   return tokenizer;
 }

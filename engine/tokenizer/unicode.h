@@ -7,13 +7,11 @@
 #include <string_view>
 
 #include "absl/strings/string_view.h"
+#include "engine/api/absl_string_view.h"
 
 namespace muserve::tokenizer_internal {
 
 inline constexpr char32_t kReplacementChar = 0xFFFD;
-
-// Debian's Abseil has its own string_view type; this bridges std's to it.
-inline absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
 // Decodes the code point starting at `*pos` (< text.size()) and advances
 // `*pos` past it. Where `text` is not valid UTF-8 there, returns U+FFFD and

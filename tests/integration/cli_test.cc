@@ -33,6 +33,16 @@ class CliTest : public ::testing::Test {
   }
   static std::string ModelDir() { return (model_dir_->path() / "model").string(); }
 
+  // Greedy generation options on the suite's model.
+  static cli::OfflineGenerationOptions Greedy(std::string prompt, int32_t max_tokens) {
+    cli::OfflineGenerationOptions options;
+    options.model_dir = ModelDir();
+    options.prompt = std::move(prompt);
+    options.max_tokens = max_tokens;
+    options.sampling.temperature = 0;
+    return options;
+  }
+
   static TempDir* model_dir_;
 };
 TempDir* CliTest::model_dir_ = nullptr;
@@ -51,11 +61,7 @@ TEST_F(CliTest, GreedyGenerationIsDeterministicAcrossRunsAndThreadCounts) {
   EXPECT_THAT(a.stderr_text, HasSubstr("prompt tokens"));
 
   // The executable prints exactly the text the library generates, then a newline.
-  cli::OfflineGenerationOptions options;
-  options.model_dir = ModelDir();
-  options.prompt = "Hello world";
-  options.max_tokens = 12;
-  options.sampling.temperature = 0;
+  cli::OfflineGenerationOptions options = Greedy("Hello world", 12);
   auto result = cli::RunOfflineGeneration(options, [](std::string_view) {});
   ASSERT_TRUE(result.ok()) << result.status();
   ASSERT_FALSE(result->text.empty());
@@ -84,11 +90,8 @@ TEST_F(CliTest, StreamedTextEqualsDecodingTheGeneratedTokens) {
 }
 
 TEST_F(CliTest, ChunkedPrefillGivesTheSameTokensAsOnePass) {
-  cli::OfflineGenerationOptions options;
-  options.model_dir = ModelDir();
-  options.prompt = "A longer prompt that spans several prefill chunks of a few tokens each.";
-  options.max_tokens = 10;
-  options.sampling.temperature = 0;
+  cli::OfflineGenerationOptions options =
+      Greedy("A longer prompt that spans several prefill chunks of a few tokens each.", 10);
   auto whole = cli::RunOfflineGeneration(options, [](std::string_view) {});
   options.prefill_chunk = 3;
   options.block_size = 1;
@@ -100,13 +103,9 @@ TEST_F(CliTest, ChunkedPrefillGivesTheSameTokensAsOnePass) {
 }
 
 TEST_F(CliTest, ChatPromptIsRenderedThroughTheTemplate) {
-  cli::OfflineGenerationOptions options;
-  options.model_dir = ModelDir();
-  options.prompt = "Hi";
+  cli::OfflineGenerationOptions options = Greedy("Hi", 4);
   options.chat = true;
   options.system_prompt = "Be brief.";
-  options.max_tokens = 4;
-  options.sampling.temperature = 0;
   auto result = cli::RunOfflineGeneration(options, [](std::string_view) {});
   ASSERT_TRUE(result.ok()) << result.status();
   auto tokenizer = Tokenizer::FromFile(options.model_dir / "tokenizer.json");
@@ -129,11 +128,7 @@ std::filesystem::path CopyModelWithGenerationConfig(const std::string& model_dir
 }
 
 TEST_F(CliTest, GenerationStopsAtAnEosIdFromGenerationConfig) {
-  cli::OfflineGenerationOptions options;
-  options.model_dir = ModelDir();
-  options.prompt = "Hello world";
-  options.max_tokens = 12;
-  options.sampling.temperature = 0;
+  cli::OfflineGenerationOptions options = Greedy("Hello world", 12);
   auto free_run = cli::RunOfflineGeneration(options, [](std::string_view) {});
   ASSERT_TRUE(free_run.ok()) << free_run.status();
   ASSERT_GE(free_run->output_ids.size(), 4u);
