@@ -218,14 +218,12 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromJson(std::string_view 
                                                                std::string_view file_name) {
   const Json root = Json::parse(json_text, nullptr, /*allow_exceptions=*/false);
   if (root.is_discarded()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(AsAbsl(file_name), ": not valid JSON"));
+    return absl::InvalidArgumentError(absl::StrCat(AsAbsl(file_name), ": not valid JSON"));
   }
   absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer = Build(root);
   if (!tokenizer.ok()) {
-    return absl::Status(
-        tokenizer.status().code(),
-        absl::StrCat(AsAbsl(file_name), ": ", tokenizer.status().message()));
+    return absl::Status(tokenizer.status().code(),
+                        absl::StrCat(AsAbsl(file_name), ": ", tokenizer.status().message()));
   }
   return tokenizer;
 }
