@@ -1,78 +1,170 @@
+// Sampler::Sample: raw logprobs, penalties, then greedy or a filtered draw.
 #include "engine/sampling/sampler.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <limits>
-#include <vector>
 
-#include "absl/strings/str_cat.h"
 #include "engine/api/check.h"
+#include "engine/sampling/fast_exp.h"
 
 namespace muserve {
 namespace {
 
-constexpr double kNegativeInfinity = -std::numeric_limits<double>::infinity();
+constexpr float kNegativeInfinity = -std::numeric_limits<float>::infinity();
 
 // A logit as the sampler sees it: NaN counts as masked.
-double Logit(float value) { return std::isnan(value) ? kNegativeInfinity : value; }
+float Logit(float value) { return std::isnan(value) ? kNegativeInfinity : value; }
 
-// log(sum(exp(x * scale - max))) + max, in double so the logprob of the
-// chosen token does not lose precision on large vocabularies.
-double LogSumExp(std::span<const float> values, double scale) {
-  double max_value = kNegativeInfinity;
-  for (float v : values) max_value = std::max(max_value, Logit(v) * scale);
-  if (std::isinf(max_value)) return max_value;
-  double sum = 0;
-  for (float v : values) sum += std::exp(Logit(v) * scale - max_value);
-  return max_value + std::log(sum);
+// log(sum(exp(logits))), accumulated in double so that the logprob of the
+// chosen token keeps its precision over 150k-token vocabularies. -inf when
+// every logit is masked. `scratch` receives the exps.
+double LogSumExp(std::span<const float> logits, std::vector<float>& scratch) {
+  const float max_logit = sampling_internal::MaxIgnoringNan(logits);
+  if (max_logit == kNegativeInfinity) return kNegativeInfinity;
+  scratch.resize(logits.size());
+  // NaN minus the maximum is NaN, which ExpNonPositive maps to 0 (masked).
+  const double sum = sampling_internal::ExpShifted(logits, max_logit, scratch);
+  return static_cast<double>(max_logit) + std::log(sum);
 }
 
+// Argmax, lowest id on ties (masked tokens only win when all are masked).
+// Two passes that vectorise (a NaN-ignoring max, then the first index holding
+// it) instead of one branchy scan: greedy decoding runs this per sequence per
+// step over the whole vocabulary.
 int32_t ArgMax(std::span<const float> logits) {
-  int32_t best = 0;
-  for (size_t i = 1; i < logits.size(); ++i) {
-    if (Logit(logits[i]) > Logit(logits[best])) best = static_cast<int32_t>(i);
+  const float max_logit = sampling_internal::MaxIgnoringNan(logits);
+  if (max_logit == kNegativeInfinity) return 0;
+  for (size_t i = 0; i < logits.size(); ++i) {
+    if (logits[i] == max_logit) return static_cast<int32_t>(i);
   }
-  return best;
+  return 0;  // unreachable: max_logit is one of the logits
+}
+
+// The n most likely unmasked tokens, most likely first, lowest id first on
+// ties: one scan with an insertion into a sorted list of at most n (<= 20).
+void TopLogprobs(std::span<const float> logits, int32_t n, double log_norm,
+                 std::vector<std::pair<int32_t, float>>& out) {
+  out.clear();
+  if (n <= 0) return;
+  out.reserve(n);
+  for (size_t i = 0; i < logits.size(); ++i) {
+    const float v = Logit(logits[i]);
+    if (v == kNegativeInfinity) continue;
+    if (out.size() == static_cast<size_t>(n) && !(v > out.back().second)) continue;
+    if (out.size() == static_cast<size_t>(n)) out.pop_back();
+    // After every entry >= v: earlier (lower) ids win ties.
+    auto at = std::find_if(out.begin(), out.end(), [v](const auto& e) { return e.second < v; });
+    out.insert(at, {static_cast<int32_t>(i), v});
+  }
+  for (auto& [token, value] : out) {
+    value = static_cast<float>(static_cast<double>(value) - log_norm);
+  }
+}
+
+// The first token whose cumulative weight exceeds `target`, scanning in id
+// order; rounding can leave the sum just short of it, then the last token
+// with a non-zero weight. Zero-weight tokens are never chosen.
+size_t DrawIndex(std::span<const float> weights, double target) {
+  double cumulative = 0;
+  size_t last_nonzero = 0;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    if (weights[i] > 0) last_nonzero = i;
+    cumulative += weights[i];
+    if (target < cumulative) return i;
+  }
+  return last_nonzero;
+}
+
+// No top_k, top_p or min_p: every unmasked token is a candidate, so the draw
+// runs on the logits row directly (vectorised) instead of a candidate list.
+// Gives the same weights, order and token as the candidate path would.
+bool Unfiltered(const SamplingParams& params) {
+  return params.top_k <= 0 && params.top_p >= 1.0f && params.min_p <= 0.0f;
+}
+
+bool HasPenalties(const SamplingParams& params) {
+  return params.repetition_penalty != 1.0f || params.presence_penalty != 0.0f ||
+         params.frequency_penalty != 0.0f;
 }
 
 }  // namespace
 
-absl::Status SamplingParams::Validate() const {
-  if (!(temperature >= 0.0f && temperature <= 100.0f)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("temperature must be in [0, 100], got ", temperature));
-  }
-  return absl::OkStatus();
+int32_t Sampler::DrawUnfiltered(std::span<const float> logits, float temperature, double uniform) {
+  const float max_logit = sampling_internal::MaxIgnoringNan(logits);
+  if (max_logit == kNegativeInfinity) return 0;
+  weights_.resize(logits.size());
+  // Division rounds monotonically, so max_logit / T is the largest scaled logit.
+  const double total =
+      sampling_internal::ExpScaledShifted(logits, temperature, max_logit / temperature, weights_);
+  return static_cast<int32_t>(DrawIndex(weights_, uniform * total));
 }
 
-SampledToken SampleToken(std::span<const float> logits, const SamplingParams& params,
-                         SamplerRng& rng) {
+int32_t Sampler::DrawFiltered(std::span<const float> logits, const SamplingParams& params,
+                              double uniform) {
+  const std::span<const SamplingCandidate> candidates = Filter(logits, params);
+  if (candidates.empty()) return 0;
+  float max_logit = kNegativeInfinity;
+  for (const SamplingCandidate& c : candidates) {
+    if (c.logit > max_logit) max_logit = c.logit;
+  }
+  weights_.resize(candidates.size());
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    weights_[i] = sampling_internal::ExpNonPositive(candidates[i].logit - max_logit);
+  }
+  const double total = sampling_internal::SumInDouble(weights_);
+  return candidates[DrawIndex(weights_, uniform * total)].token;
+}
+
+SampledToken Sampler::Sample(std::span<float> logits, const SamplingParams& params,
+                             const TokenHistory& history, SamplerRng& rng) {
   MUSERVE_CHECK(!logits.empty());
   SampledToken result;
-  if (params.temperature == 0.0f) {
+  // Logprobs are of the raw logits: measure them before penalties.
+  const bool wants_logprobs = params.wants_logprobs();
+  const double log_norm = wants_logprobs ? LogSumExp(logits, weights_) : 0.0;
+  if (wants_logprobs) TopLogprobs(logits, params.top_logprobs, log_norm, result.top_logprobs);
+
+  // Remember the raw logits the penalties overwrite (O(history)).
+  raw_penalised_.clear();
+  if (HasPenalties(params)) {
+    const auto remember = [&](int32_t token) {
+      if (token >= 0 && static_cast<size_t>(token) < logits.size()) {
+        raw_penalised_.push_back({token, logits[token]});
+      }
+    };
+    for (int32_t token : history.prompt_tokens) remember(token);
+    for (const auto& [token, count] : history.output_counts) remember(token);
+    ApplyPenalties(logits, params, history);
+  }
+
+  if (!(params.temperature >= kGreedyTemperature)) {
     result.token = ArgMax(logits);
   } else {
-    // Inverse-CDF draw over softmax(logits / T); a fixed scan order keeps the
-    // result a pure function of (logits, T, uniform draw).
-    const double scale = 1.0 / params.temperature;
-    const double log_norm = LogSumExp(logits, scale);
-    const double target = rng.NextUniform();
-    double cumulative = 0;
-    result.token = -1;
-    int32_t last_nonzero = 0;
-    for (size_t i = 0; i < logits.size() && !std::isinf(log_norm); ++i) {
-      const double p = std::exp(Logit(logits[i]) * scale - log_norm);
-      if (p > 0) last_nonzero = static_cast<int32_t>(i);
-      cumulative += p;
-      if (target < cumulative) {
-        result.token = static_cast<int32_t>(i);
-        break;
-      }
-    }
-    // Rounding can leave the cumulative sum just under 1.
-    if (result.token < 0) result.token = last_nonzero;
+    // Exactly one uniform per sampled token, whatever the candidates.
+    const double uniform = rng.NextUniform();
+    result.token = Unfiltered(params) ? DrawUnfiltered(logits, params.temperature, uniform)
+                                      : DrawFiltered(logits, params, uniform);
   }
-  result.logprob = static_cast<float>(Logit(logits[result.token]) - LogSumExp(logits, 1.0));
+
+  if (!wants_logprobs) return result;
+  float raw = logits[result.token];
+  for (const auto& [token, value] : raw_penalised_) {
+    if (token == result.token) {
+      raw = value;
+      break;
+    }
+  }
+  result.logprob = static_cast<float>(static_cast<double>(Logit(raw)) - log_norm);
+  if (log_norm == -std::numeric_limits<double>::infinity()) result.logprob = kNegativeInfinity;
   return result;
+}
+
+SampledToken SampleToken(std::span<float> logits, const SamplingParams& params,
+                         const TokenHistory& history, SamplerRng& rng) {
+  Sampler sampler;
+  return sampler.Sample(logits, params, history, rng);
 }
 
 }  // namespace muserve

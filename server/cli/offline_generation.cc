@@ -118,6 +118,10 @@ absl::StatusOr<OfflineGenerationResult> RunOfflineGeneration(
   for (int32_t i = 0; i < backend_options.num_blocks; ++i) block_table[i] = i;
   std::vector<float> logits(vocab);
   SamplerRng rng(options.sampling.seed.value_or(std::random_device{}()));
+  Sampler sampler;
+  // The tokens the penalties see, kept up to date as output is generated.
+  TokenHistory history;
+  history.prompt_tokens.insert(result.prompt_ids.begin(), result.prompt_ids.end());
   IncrementalDetokenizer detokenizer(**tokenizer, /*skip_special_tokens=*/true);
   detokenizer.SetPrompt(result.prompt_ids);
 
@@ -152,12 +156,13 @@ absl::StatusOr<OfflineGenerationResult> RunOfflineGeneration(
 
   const auto decode_start = Clock::now();
   while (true) {
-    const SampledToken next = SampleToken(logits, options.sampling, rng);
+    const SampledToken next = sampler.Sample(logits, options.sampling, history, rng);
     if (stop_ids->contains(next.token)) {
       result.stopped_on_eos = true;
       break;
     }
     result.output_ids.push_back(next.token);
+    ++history.output_counts[next.token];
     sequence.push_back(next.token);
     std::string piece = detokenizer.Step(next.token);
     if (!piece.empty()) {
