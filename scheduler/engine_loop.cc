@@ -26,8 +26,8 @@ absl::Status EngineLoopOptions::Validate() const {
     return absl::InvalidArgumentError(
         absl::StrCat("max_num_batched_tokens must be >= 1, got ", max_num_batched_tokens));
   }
-  if (max_queue < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("max_queue must be >= 0, got ", max_queue));
+  if (max_queue < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("max_queue must be >= 1, got ", max_queue));
   }
   return absl::OkStatus();
 }
@@ -84,6 +84,11 @@ struct RequestState {
   Request request;
   SamplerRng rng;
   TokenHistory history;
+  // Under min_tokens these ids (the model's EOS unless ignore_eos, and the
+  // stop ids) are banned from sampling, as vLLM's min-tokens processor does:
+  // otherwise the model could still draw EOS and it would come out as an
+  // ordinary token.
+  std::vector<TokenId> banned_under_min_tokens;
   std::unique_ptr<OutputProcessor> output;
   Timings timings;
   int32_t num_preemptions = 0;
@@ -92,22 +97,19 @@ struct RequestState {
       : handle(std::move(h)), request(std::move(r)), rng(seed) {}
 };
 
-// Under min_tokens no stop token may be sampled (as vLLM's min-tokens logits
-// processor): without this the model could still draw EOS, and it would come
-// out as an ordinary token.
-void MaskStopTokensUnderMinTokens(const RequestState& state,
-                                  const std::vector<TokenId>& eos_token_ids,
-                                  std::span<float> logits) {
-  if (state.output->num_output_tokens() >= state.request.stop.min_tokens) return;
-  const auto mask = [&](TokenId id) {
-    if (id >= 0 && static_cast<size_t>(id) < logits.size()) {
-      logits[id] = -std::numeric_limits<float>::infinity();
-    }
-  };
-  if (!state.request.stop.ignore_eos) {
-    for (TokenId id : eos_token_ids) mask(id);
+}  // namespace
+
+namespace {
+
+// A seed from the system's entropy source, or from the clock where
+// std::random_device is unavailable (it may throw).
+uint64_t EntropySeed() {
+  try {
+    std::random_device device;
+    return (uint64_t{device()} << 32) | device();
+  } catch (const std::exception&) {
+    return static_cast<uint64_t>(Clock::now().time_since_epoch().count()) * 0x9E3779B97F4A7C15ull;
   }
-  for (TokenId id : state.request.stop.stop_token_ids) mask(id);
 }
 
 }  // namespace
@@ -133,6 +135,7 @@ class EngineLoop::Impl {
   ~Impl() { Stop(); }
 
   void Start() {
+    std::lock_guard join_lock(join_mutex_);
     std::lock_guard lock(mutex_);
     if (state_ != State::kNew) return;
     state_ = State::kRunning;
@@ -149,19 +152,30 @@ class EngineLoop::Impl {
       }
     }
     wake_.notify_all();
+    // Several callers may Stop at once (a signal handler and a destructor,
+    // say): one joins, the others wait for it.
+    std::lock_guard join_lock(join_mutex_);
     if (thread_.joinable()) thread_.join();
   }
 
   absl::StatusOr<std::shared_ptr<RequestHandle>> Submit(Request request) {
     if (absl::Status status = Validate(request); !status.ok()) return status;
-    const uint64_t seed = request.sampling.seed.has_value()
-                              ? *request.sampling.seed
-                              : (uint64_t{std::random_device{}()} << 32) | std::random_device{}();
+    uint64_t seed = 0;
+    if (request.sampling.seed.has_value()) {
+      seed = *request.sampling.seed;
+    } else {
+      std::lock_guard lock(mutex_);
+      seed = seed_source_();
+    }
     auto handle = std::make_shared<RequestHandle>(
         RequestId{next_id_.fetch_add(1, std::memory_order_relaxed)});
     auto state = std::make_unique<RequestState>(handle, std::move(request), seed);
     state->timings.arrived = Clock::now();
     for (TokenId token : state->request.prompt_tokens) state->history.prompt_tokens.insert(token);
+    if (!state->request.stop.ignore_eos) state->banned_under_min_tokens = eos_token_ids_;
+    state->banned_under_min_tokens.insert(state->banned_under_min_tokens.end(),
+                                          state->request.stop.stop_token_ids.begin(),
+                                          state->request.stop.stop_token_ids.end());
     {
       std::lock_guard lock(mutex_);
       if (state_ != State::kRunning) {
@@ -180,6 +194,8 @@ class EngineLoop::Impl {
   void Abort(RequestId id) {
     {
       std::lock_guard lock(mutex_);
+      // A stopped loop has already ended every request; nothing would drain it.
+      if (state_ != State::kRunning) return;
       aborts_.push_back(id);
     }
     wake_.notify_one();
@@ -215,6 +231,14 @@ class EngineLoop::Impl {
     }
     if (absl::Status status = request.sampling.Validate(); !status.ok()) return status;
     if (absl::Status status = request.stop.Validate(); !status.ok()) return status;
+    const auto& stop_ids = request.stop.stop_token_ids;
+    for (size_t i = 0; i < stop_ids.size(); ++i) {
+      if (stop_ids[i] >= vocab_size_) {
+        return absl::InvalidArgumentError(absl::StrCat("stop_token_ids[", i, "] = ", stop_ids[i],
+                                                       " is outside the vocabulary [0, ",
+                                                       vocab_size_, ")"));
+      }
+    }
     // The K/V a request can need at most: every token but the last sampled.
     const int64_t max_kv_tokens =
         static_cast<int64_t>(prompt.size()) + MaxOutputTokens(request) - 1;
@@ -310,8 +334,12 @@ class EngineLoop::Impl {
       if (!step.batch.sequences[i].sample) continue;
       RequestState& state = *requests_.at(step.ids[i]);
       std::span<float> row(logits.data() + sampled.size() * vocab_size_, vocab_size_);
-      MaskStopTokensUnderMinTokens(state, eos_token_ids_, row);
-      SampledToken token = sampler_.Sample(row, state.request.sampling, state.history, state.rng);
+      const bool under_min_tokens =
+          state.output->num_output_tokens() < state.request.stop.min_tokens;
+      SampledToken token =
+          sampler_.Sample(row, state.request.sampling, state.history, state.rng,
+                          under_min_tokens ? std::span<const TokenId>(state.banned_under_min_tokens)
+                                           : std::span<const TokenId>());
       sampled.push_back(token.token);
       tokens_.push_back(std::move(token));
     }
@@ -418,6 +446,9 @@ class EngineLoop::Impl {
   std::vector<std::pair<std::shared_ptr<RequestHandle>, Finished>> finished_;
 
   mutable std::mutex mutex_;
+  std::mutex join_mutex_;  // held by Start and while joining in Stop; taken before mutex_
+  // Seeds for requests without one: entropy is read once, at construction.
+  std::mt19937_64 seed_source_ ABSL_GUARDED_BY(mutex_){EntropySeed()};
   std::condition_variable wake_;
   State state_ ABSL_GUARDED_BY(mutex_) = State::kNew;
   std::vector<std::unique_ptr<RequestState>> inbox_ ABSL_GUARDED_BY(mutex_);
@@ -437,6 +468,12 @@ absl::StatusOr<std::unique_ptr<EngineLoop>> EngineLoop::Create(Backend& backend,
   if (kv.num_blocks < 1 || kv.block_size < 1) {
     return absl::InvalidArgumentError(absl::StrCat("the backend's KV cache has ", kv.num_blocks,
                                                    " blocks of ", kv.block_size, " tokens"));
+  }
+  // A step the backend refuses would fail every time; catch it at start-up.
+  if (options.max_num_batched_tokens > backend.max_num_batched_tokens()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_num_batched_tokens ", options.max_num_batched_tokens,
+        " is more than the backend accepts per step (", backend.max_num_batched_tokens(), ")"));
   }
   return std::unique_ptr<EngineLoop>(new EngineLoop(
       std::make_unique<Impl>(backend, tokenizer, std::move(eos_token_ids), options)));

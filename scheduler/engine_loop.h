@@ -34,7 +34,9 @@ namespace muserve {
 struct EngineLoopOptions {
   int32_t max_num_seqs = 64;              // sequences in one step (>= 1)
   int32_t max_num_batched_tokens = 2048;  // tokens in one step (>= 1)
-  int32_t max_queue = 1024;               // waiting requests before Submit fails (>= 0)
+  // Waiting requests (not yet admitted, or preempted and waiting to resume)
+  // beyond which Submit fails with ResourceExhausted (>= 1).
+  int32_t max_queue = 1024;
 
   absl::Status Validate() const;
 };
@@ -85,6 +87,8 @@ class EngineLoop {
  public:
   // `backend` and `tokenizer` must outlive the loop. `eos_token_ids` are the
   // model's end-of-sequence ids (config.json and generation_config.json).
+  // InvalidArgument when the options are out of range or ask for steps larger
+  // than the backend accepts (max_num_batched_tokens).
   static absl::StatusOr<std::unique_ptr<EngineLoop>> Create(Backend& backend,
                                                             const Tokenizer& tokenizer,
                                                             std::vector<TokenId> eos_token_ids,
@@ -96,8 +100,8 @@ class EngineLoop {
   void Stop();
 
   // Validates and enqueues. Errors (nothing is enqueued):
-  //   InvalidArgument naming the field: empty prompt, a token id outside the
-  //     vocabulary, prompt + 1 longer than the context, a request that needs
+  //   InvalidArgument naming the field: empty prompt, a prompt or stop token
+  //     id outside the vocabulary, prompt + 1 longer than the context, a request that needs
   //     more KV blocks than the whole pool, bad sampling or stop parameters;
   //   ResourceExhausted: the waiting queue holds max_queue requests;
   //   Unavailable: the loop is not running.

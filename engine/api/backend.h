@@ -25,6 +25,8 @@ class Backend {
 
   virtual const ModelConfig& config() const = 0;
   virtual KvCacheGeometry kv_cache() const = 0;
+  // The most tokens one Forward accepts (buffers are sized for it at start-up).
+  virtual int32_t max_num_batched_tokens() const = 0;
 
   // Runs one forward pass: writes K/V of every new token to its slot, and the
   // logits of each sequence with `sample == true`, in sequence order, into

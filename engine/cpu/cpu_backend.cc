@@ -134,6 +134,7 @@ class CpuBackend::Impl {
 
   const ModelConfig& config() const { return model_.config; }
   KvCacheGeometry kv_cache() const { return {options_.block_size, options_.num_blocks}; }
+  int32_t max_num_batched_tokens() const { return options_.max_num_batched_tokens; }
 
   absl::Status Forward(const StepBatch& batch, std::span<float> logits);
 
@@ -326,6 +327,7 @@ absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(LoadedModel model
 
 const ModelConfig& CpuBackend::config() const { return impl_->config(); }
 KvCacheGeometry CpuBackend::kv_cache() const { return impl_->kv_cache(); }
+int32_t CpuBackend::max_num_batched_tokens() const { return impl_->max_num_batched_tokens(); }
 absl::Status CpuBackend::Forward(const StepBatch& batch, std::span<float> logits) {
   // Every buffer is preallocated, so nothing below is expected to throw; this
   // keeps the no-exceptions-escape rule should that ever change.

@@ -51,6 +51,7 @@ class CpuBackend final : public Backend {
 
   const ModelConfig& config() const override;
   KvCacheGeometry kv_cache() const override;
+  int32_t max_num_batched_tokens() const override;
   // Performs no heap allocation for a valid batch: every buffer comes from
   // Create (only error paths allocate, for their messages).
   absl::Status Forward(const StepBatch& batch, std::span<float> logits) override;

@@ -118,13 +118,17 @@ int32_t Sampler::DrawFiltered(std::span<const float> logits, const SamplingParam
 }
 
 SampledToken Sampler::Sample(std::span<float> logits, const SamplingParams& params,
-                             const TokenHistory& history, SamplerRng& rng) {
+                             const TokenHistory& history, SamplerRng& rng,
+                             std::span<const int32_t> banned_tokens) {
   MUSERVE_CHECK(!logits.empty());
   SampledToken result;
   // Logprobs are of the raw logits: measure them before penalties.
   const bool wants_logprobs = params.wants_logprobs();
   const double log_norm = wants_logprobs ? LogSumExp(logits, weights_) : 0.0;
   if (wants_logprobs) TopLogprobs(logits, params.top_logprobs, log_norm, result.top_logprobs);
+  for (int32_t token : banned_tokens) {
+    if (token >= 0 && static_cast<size_t>(token) < logits.size()) logits[token] = kNegativeInfinity;
+  }
 
   // Remember the raw logits the penalties overwrite (O(history)).
   raw_penalised_.clear();

@@ -98,8 +98,12 @@ struct SamplingCandidate {
 class Sampler {
  public:
   // See SampleToken.
+  // `banned_tokens` can never be chosen (e.g. stop tokens under min_tokens);
+  // they are removed after the logprobs are measured, so reported logprobs
+  // stay those of the raw distribution. Ids outside the vocabulary are ignored.
   SampledToken Sample(std::span<float> logits, const SamplingParams& params,
-                      const TokenHistory& history, SamplerRng& rng);
+                      const TokenHistory& history, SamplerRng& rng,
+                      std::span<const int32_t> banned_tokens = {});
 
   // The tokens that survive temperature, min_p, top_k and top_p for
   // already-penalised `logits`, in id order, each with logit / temperature.

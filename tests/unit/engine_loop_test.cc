@@ -245,6 +245,18 @@ TEST(EngineLoopTest, BadRequestsNameTheFieldAndOthersAreServed) {
        "max_tokens"},
       {"min_tokens", [](Request& r) { r.stop.min_tokens = 100; },
        absl::StatusCode::kInvalidArgument, "min_tokens"},
+      {"stop_token_ids outside the vocabulary",
+       [](Request& r) {
+         r.stop.stop_token_ids = {3, 1 << 20};
+       },
+       absl::StatusCode::kInvalidArgument, "stop_token_ids[1]"},
+      {"too many stop_token_ids", [](Request& r) { r.stop.stop_token_ids.assign(100000, 3); },
+       absl::StatusCode::kInvalidArgument, "stop_token_ids"},
+      {"empty stop string",
+       [](Request& r) {
+         r.stop.stop_strings = {"ok", ""};
+       },
+       absl::StatusCode::kInvalidArgument, "stop_strings"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
@@ -362,8 +374,43 @@ TEST(EngineLoopTest, OptionsAreValidated) {
   options.max_num_batched_tokens = 0;
   EXPECT_THAT(std::string(options.Validate().message()), HasSubstr("max_num_batched_tokens"));
   options = {};
-  options.max_queue = -1;
+  options.max_queue = 0;
   EXPECT_THAT(std::string(options.Validate().message()), HasSubstr("max_queue"));
+}
+
+TEST(EngineLoopTest, StepsLargerThanTheBackendAcceptsAreRefusedAtCreate) {
+  auto loaded = LoadModel(TinyModel::Get().dir());
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  auto backend = CpuBackend::Create(
+      std::move(*loaded),
+      {.num_threads = 1, .block_size = 16, .num_blocks = 8, .max_num_batched_tokens = 64});
+  ASSERT_TRUE(backend.ok()) << backend.status();
+  EngineLoopOptions options;
+  options.max_num_batched_tokens = 65;
+  auto loop = EngineLoop::Create(**backend, TinyModel::Get().tokenizer(), {}, options);
+  ASSERT_FALSE(loop.ok());
+  EXPECT_EQ(loop.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(loop.status().message()), HasSubstr("max_num_batched_tokens"));
+  options.max_num_batched_tokens = 64;
+  EXPECT_TRUE(EngineLoop::Create(**backend, TinyModel::Get().tokenizer(), {}, options).ok());
+}
+
+TEST(EngineLoopTest, ConcurrentStopsJoinOnceAndLaterCallsAreHarmless) {
+  Served served = Serve(64, EngineLoopOptions{});
+  ASSERT_NE(served.loop, nullptr);
+  auto handle = served.loop->Submit(SimpleRequest({1, 2, 3}, 200));
+  ASSERT_TRUE(handle.ok()) << handle.status();
+  std::thread a([&] { served.loop->Stop(); });
+  std::thread b([&] { served.loop->Stop(); });
+  a.join();
+  b.join();
+  // Either it finished or Stop aborted it; either way exactly one Finished.
+  const Outcome outcome = Collect(**handle);
+  EXPECT_TRUE(outcome.finished.reason == FinishReason::kAborted ||
+              outcome.finished.reason == FinishReason::kLength);
+  served.loop->Abort((*handle)->id());  // after Stop: ignored
+  auto late = served.loop->Submit(SimpleRequest({1}, 1));
+  EXPECT_EQ(late.status().code(), absl::StatusCode::kUnavailable);
 }
 
 }  // namespace

@@ -265,6 +265,28 @@ TEST(SamplerTest, LogprobIsTheLogSoftmaxOfTheChosenToken) {
   EXPECT_NEAR(*token.logprob, 3.0 - norm, 1e-6);
 }
 
+TEST(SamplerTest, BannedTokensAreNeverChosenButLogprobsStayRaw) {
+  const std::vector<float> raw = {1.0f, 2.0f, 3.0f, 0.5f};
+  double norm = 0;
+  for (float v : raw) norm += std::exp(v);
+  norm = std::log(norm);
+  SamplingParams params;
+  params.temperature = 0.8f;
+  params.top_logprobs = 2;
+  SamplerRng rng(9);
+  Sampler sampler;
+  const std::vector<int32_t> banned = {2, 77};  // 77 is outside the vocabulary: ignored
+  for (int i = 0; i < 200; ++i) {
+    std::vector<float> logits = raw;
+    const SampledToken token = sampler.Sample(logits, params, kNoHistory, rng, banned);
+    ASSERT_NE(token.token, 2);
+    EXPECT_NEAR(token.logprob.value(), raw[token.token] - norm, 1e-6);
+    // The banned token is still the most likely under the raw distribution.
+    ASSERT_EQ(token.top_logprobs.size(), 2u);
+    EXPECT_EQ(token.top_logprobs[0].first, 2);
+  }
+}
+
 TEST(SamplerTest, LogprobIsOnlyComputedWhenAskedFor) {
   SamplerRng rng(1);
   std::vector<float> logits = {1.0f, 2.0f, 3.0f};
