@@ -17,43 +17,8 @@ constexpr size_t kMaxStopStrings = 16;
 constexpr size_t kMaxStopTokenIds = 256;
 constexpr size_t kMaxStopStringBytes = 1024;
 
-// Strict UTF-8 (no overlong forms, surrogates or code points past U+10FFFF).
 // Stop strings are matched byte for byte against valid UTF-8 text, so one that
 // is not valid UTF-8 could match inside a character and cut it in half.
-bool IsValidUtf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto lead = static_cast<unsigned char>(s[i]);
-    size_t len = 0;
-    uint32_t cp = 0;
-    if (lead < 0x80) {
-      len = 1;
-      cp = lead;
-    } else if ((lead & 0xE0) == 0xC0) {
-      len = 2;
-      cp = lead & 0x1Fu;
-    } else if ((lead & 0xF0) == 0xE0) {
-      len = 3;
-      cp = lead & 0x0Fu;
-    } else if ((lead & 0xF8) == 0xF0) {
-      len = 4;
-      cp = lead & 0x07u;
-    } else {
-      return false;
-    }
-    if (s.size() - i < len) return false;
-    for (size_t k = 1; k < len; ++k) {
-      const auto c = static_cast<unsigned char>(s[i + k]);
-      if ((c & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (c & 0x3Fu);
-    }
-    constexpr uint32_t kMinForLength[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < kMinForLength[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-    i += len;
-  }
-  return true;
-}
-
 }  // namespace
 
 absl::Status StopParams::Validate() const {

@@ -237,4 +237,6 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromFile(const std::filesy
   return FromJson(contents.str(), path.string());
 }
 
+bool IsValidUtf8(std::string_view bytes) { return tokenizer_internal::IsValidUtf8(bytes); }
+
 }  // namespace muserve

@@ -24,6 +24,9 @@ namespace muserve {
 
 using TokenId = int32_t;
 
+// Strict UTF-8: no overlong forms, surrogates or code points past U+10FFFF.
+bool IsValidUtf8(std::string_view bytes);
+
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;

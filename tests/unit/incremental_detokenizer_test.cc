@@ -12,44 +12,10 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/testing/fixtures.h"
+#include "tests/testing/utf8.h"
 
 namespace muserve {
 namespace {
-
-// A strict UTF-8 check written out here, independent of the tokenizer's own.
-bool IsValidUtf8(const std::string& s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto b = static_cast<unsigned char>(s[i]);
-    size_t len = 0;
-    uint32_t cp = 0;
-    if (b < 0x80) {
-      len = 1;
-      cp = b;
-    } else if ((b & 0xE0) == 0xC0) {
-      len = 2;
-      cp = b & 0x1F;
-    } else if ((b & 0xF0) == 0xE0) {
-      len = 3;
-      cp = b & 0x0F;
-    } else if ((b & 0xF8) == 0xF0) {
-      len = 4;
-      cp = b & 0x07;
-    } else {
-      return false;
-    }
-    if (i + len > s.size()) return false;
-    for (size_t k = 1; k < len; ++k) {
-      const auto c = static_cast<unsigned char>(s[i + k]);
-      if ((c & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (c & 0x3F);
-    }
-    const uint32_t min_for_len[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < min_for_len[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-    i += len;
-  }
-  return true;
-}
 
 std::unique_ptr<Tokenizer> LoadFamily(const std::string& family) {
   auto tokenizer =
@@ -74,12 +40,12 @@ Streamed Stream(const Tokenizer& tokenizer, const std::vector<TokenId>& ids, boo
   Streamed streamed;
   for (const TokenId id : ids) {
     const std::string delta = detokenizer.Step(id);
-    streamed.all_valid = streamed.all_valid && IsValidUtf8(delta);
+    streamed.all_valid = streamed.all_valid && testing::IsStrictUtf8(delta);
     streamed.all += delta;
     streamed.after_step.push_back(streamed.all);
   }
   const std::string tail = detokenizer.Flush();
-  streamed.all_valid = streamed.all_valid && IsValidUtf8(tail);
+  streamed.all_valid = streamed.all_valid && testing::IsStrictUtf8(tail);
   streamed.all += tail;
   return streamed;
 }
@@ -196,7 +162,7 @@ TEST(IncrementalDetokenizerTest, TextAfterAByteRunThatBecameInvalidStillStreamsB
   std::string out;
   for (const TokenId id : ids) out += detokenizer.Step(id);
   EXPECT_NE(out.find(" the and"), std::string::npos) << out;
-  EXPECT_TRUE(IsValidUtf8(out));
+  EXPECT_TRUE(testing::IsStrictUtf8(out));
 }
 
 // Decodes by concatenating fixed pieces and records the longest id list it
@@ -248,11 +214,11 @@ TEST(IncrementalDetokenizerTest, ALongRunOfReplacementCharactersIsReleasedBefore
 }
 
 TEST(IncrementalDetokenizerTest, TheValidatorRejectsBrokenUtf8) {
-  EXPECT_TRUE(IsValidUtf8("a\xC3\xA9\xF0\x9F\x98\x80"));
-  EXPECT_FALSE(IsValidUtf8("\xF0\x9F\x98"));
-  EXPECT_FALSE(IsValidUtf8("\x80"));
-  EXPECT_FALSE(IsValidUtf8("\xC0\xAF"));
-  EXPECT_FALSE(IsValidUtf8("\xED\xA0\x80"));
+  EXPECT_TRUE(testing::IsStrictUtf8("a\xC3\xA9\xF0\x9F\x98\x80"));
+  EXPECT_FALSE(testing::IsStrictUtf8("\xF0\x9F\x98"));
+  EXPECT_FALSE(testing::IsStrictUtf8("\x80"));
+  EXPECT_FALSE(testing::IsStrictUtf8("\xC0\xAF"));
+  EXPECT_FALSE(testing::IsStrictUtf8("\xED\xA0\x80"));
 }
 
 TEST(IncrementalDetokenizerTest, PromptContextKeepsTheLeadingSpaceOfTheFirstNewToken) {

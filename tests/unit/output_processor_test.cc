@@ -18,6 +18,7 @@
 #include "gtest/gtest.h"
 #include "scheduler/request.h"
 #include "tests/testing/fixtures.h"
+#include "tests/testing/utf8.h"
 
 namespace muserve {
 namespace {
@@ -26,30 +27,6 @@ using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
-
-// A strict UTF-8 check written out here, independent of the code under test.
-bool IsValidUtf8(const std::string& s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto b = static_cast<unsigned char>(s[i]);
-    size_t len = b < 0x80             ? 1
-                 : (b & 0xE0) == 0xC0 ? 2
-                 : (b & 0xF0) == 0xE0 ? 3
-                 : (b & 0xF8) == 0xF0 ? 4
-                                      : 0;
-    if (len == 0 || i + len > s.size()) return false;
-    uint32_t cp = len == 1 ? b : b & (0x7F >> len);
-    for (size_t k = 1; k < len; ++k) {
-      const auto c = static_cast<unsigned char>(s[i + k]);
-      if ((c & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (c & 0x3F);
-    }
-    const uint32_t min_for_len[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < min_for_len[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-    i += len;
-  }
-  return true;
-}
 
 // GPT-2's bytes_to_unicode: the byte-level alphabet character of one byte.
 std::string ByteLevelChar(unsigned char byte) {
@@ -138,7 +115,7 @@ class OutputProcessorTest : public ::testing::Test {
       token.logprob = -0.5f - static_cast<float>(id) / 1000.0f;
       token.top_logprobs = {{id, *token.logprob}, {id + 1, *token.logprob - 1.0f}};
       OutputProcessor::StepResult step = processor.Append(token);
-      EXPECT_TRUE(IsValidUtf8(step.delta.text)) << step.delta.text;
+      EXPECT_TRUE(testing::IsStrictUtf8(step.delta.text)) << step.delta.text;
       run.text += step.delta.text;
       run.token_ids.insert(run.token_ids.end(), step.delta.token_ids.begin(),
                            step.delta.token_ids.end());
