@@ -32,29 +32,42 @@ absl::Status EngineLoopOptions::Validate() const {
   return absl::OkStatus();
 }
 
-RequestHandle::Event RequestHandle::Next() {
-  std::unique_lock lock(mutex_);
-  ready_.wait(lock, [this] { return !events_.empty() || finished_.has_value(); });
+std::optional<RequestHandle::Event> RequestHandle::PopLocked() {
   if (!events_.empty()) {
     Event event = std::move(events_.front());
     events_.pop_front();
     return event;
   }
-  return *finished_;
+  if (finished_.has_value()) return *finished_;
+  return std::nullopt;
+}
+
+RequestHandle::Event RequestHandle::Next() {
+  std::unique_lock lock(mutex_);
+  ready_.wait(lock, [this] { return !events_.empty() || finished_.has_value(); });
+  return *PopLocked();
 }
 
 std::optional<RequestHandle::Event> RequestHandle::NextFor(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mutex_);
-  if (!ready_.wait_for(lock, timeout,
-                       [this] { return !events_.empty() || finished_.has_value(); })) {
-    return std::nullopt;
+  ready_.wait_for(lock, timeout, [this] { return !events_.empty() || finished_.has_value(); });
+  return PopLocked();
+}
+
+std::optional<RequestHandle::Event> RequestHandle::TryNext() {
+  std::lock_guard lock(mutex_);
+  return PopLocked();
+}
+
+void RequestHandle::SetListener(Listener listener) {
+  std::lock_guard listener_lock(listener_mutex_);
+  listener_ = std::move(listener);
+  bool pending = false;
+  {
+    std::lock_guard lock(mutex_);
+    pending = !events_.empty() || finished_.has_value();
   }
-  if (!events_.empty()) {
-    Event event = std::move(events_.front());
-    events_.pop_front();
-    return event;
-  }
-  return *finished_;
+  if (pending && listener_) listener_();
 }
 
 void RequestHandle::Push(Event event) {
@@ -70,6 +83,8 @@ void RequestHandle::Push(Event event) {
     }
   }
   ready_.notify_all();
+  std::lock_guard listener_lock(listener_mutex_);
+  if (listener_) listener_();
 }
 
 namespace {
@@ -280,15 +295,17 @@ class EngineLoop::Impl {
             state->request.sampling.wants_logprobs());
         // The scheduler's Sequence keeps the tokens from here on.
         scheduler_.Add(id, std::move(state->request.prompt_tokens), state->request.priority);
+        if (state->request.deadline) ++num_with_deadline_;
         requests_.emplace(id, std::move(state));
       }
       inbox.clear();
-      for (RequestId id : aborts) FinishAborted(id);
+      for (RequestId id : aborts) FinishEarly(id, FinishReason::kAborted);
       aborts.clear();
+      FinishExpired(step_start);
       if (stopping) {
         std::vector<RequestId> all;
         for (const auto& [id, state] : requests_) all.push_back(id);
-        for (RequestId id : all) FinishAborted(id);
+        for (RequestId id : all) FinishEarly(id, FinishReason::kAborted);
         Publish(0, 0, false);
         std::lock_guard lock(mutex_);
         state_ = State::kStopped;
@@ -323,7 +340,7 @@ class EngineLoop::Impl {
       // A batch the backend refuses is a bug of ours; end the step's requests
       // rather than retry it forever, and keep serving the others.
       std::fprintf(stderr, "engine loop: Forward failed: %s\n", status.ToString().c_str());
-      for (RequestId id : step.ids) FinishAborted(id);
+      for (RequestId id : step.ids) FinishEarly(id, FinishReason::kAborted);
       Publish(0, forward_ns, true);
       return;
     }
@@ -385,6 +402,7 @@ class EngineLoop::Impl {
     finished.usage.prompt_tokens = seq->num_prompt_tokens;
     finished.usage.completion_tokens = state.output->num_output_tokens();
     finished.num_preemptions = state.num_preemptions;
+    if (state.request.deadline) --num_with_deadline_;
     state.timings.finished = Clock::now();
     finished.timings = state.timings;
     scheduler_.Remove(id);
@@ -394,14 +412,28 @@ class EngineLoop::Impl {
     requests_.erase(it);
   }
 
-  void FinishAborted(RequestId id) {
+  // Ends a request before any stop criterion did (abort, deadline). Text held
+  // back for a possible stop string is dropped: the output was cut, not
+  // completed.
+  void FinishEarly(RequestId id, FinishReason reason) {
     auto it = requests_.find(id);
     if (it == requests_.end()) return;  // unknown or already finished
     Delta rest = it->second->output->Finish(/*release_held_text=*/false);
     if (!rest.token_ids.empty() || !rest.text.empty()) it->second->handle->Push(std::move(rest));
     Finished finished;
-    finished.reason = FinishReason::kAborted;
+    finished.reason = reason;
     Complete(id, std::move(finished));
+  }
+
+  // Ends requests whose deadline has passed. Requests without a deadline cost
+  // nothing here.
+  void FinishExpired(Clock::time_point now) {
+    if (num_with_deadline_ == 0) return;
+    std::vector<RequestId> expired;
+    for (const auto& [id, state] : requests_) {
+      if (state->request.deadline && *state->request.deadline <= now) expired.push_back(id);
+    }
+    for (RequestId id : expired) FinishEarly(id, FinishReason::kDeadline);
   }
 
   // Publishes the load snapshot, then sends the Finished events of requests
@@ -443,6 +475,7 @@ class EngineLoop::Impl {
   Sampler sampler_;                   // scratch reused by every sequence's draw
   std::vector<SampledToken> tokens_;  // this step's samples, reused
   int64_t sample_ns_ = 0;             // this step's sampling time
+  int64_t num_with_deadline_ = 0;     // requests_ entries with a deadline
   std::vector<std::pair<std::shared_ptr<RequestHandle>, Finished>> finished_;
 
   mutable std::mutex mutex_;

@@ -16,6 +16,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -43,10 +44,14 @@ struct EngineLoopOptions {
 
 // A request's output stream: zero or more Deltas, then exactly one Finished.
 // Shared by the engine loop (writer) and the caller (reader), either of which
-// may go away first, hence shared_ptr.
+// may go away first, hence shared_ptr. Readers either block (Next, NextFor)
+// or poll (TryNext) when their listener says an event arrived.
 class RequestHandle {
  public:
   using Event = std::variant<Delta, Finished>;
+  // Called on the engine-loop thread after each event is queued. It must not
+  // block: an asynchronous reader uses it to schedule a TryNext.
+  using Listener = std::function<void()>;
 
   RequestId id() const { return id_; }
   // Blocks until the next event. After Finished has been returned, returns
@@ -54,17 +59,31 @@ class RequestHandle {
   Event Next();
   // Like Next, giving up after `timeout` (nullopt then).
   std::optional<Event> NextFor(std::chrono::milliseconds timeout);
+  // The next event if one is ready, without waiting.
+  std::optional<Event> TryNext();
+
+  // Replaces the listener (an empty one clears it). When events are already
+  // waiting, the new listener is called once right away, on this thread.
+  // After SetListener returns, the previous listener is not running and will
+  // not be called again, so its captures may be destroyed.
+  void SetListener(Listener listener);
 
   // Engine-loop side.
   explicit RequestHandle(RequestId id) : id_(id) {}
   void Push(Event event);
 
  private:
+  std::optional<Event> PopLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+
   const RequestId id_;
   std::mutex mutex_;
   std::condition_variable ready_;
   std::deque<Event> events_ ABSL_GUARDED_BY(mutex_);
   std::optional<Finished> finished_ ABSL_GUARDED_BY(mutex_);
+  // Held while the listener runs, so that SetListener waits for a call in
+  // progress. Never taken while holding mutex_.
+  std::mutex listener_mutex_;
+  Listener listener_ ABSL_GUARDED_BY(listener_mutex_);
 };
 
 // Counters for routers, autoscalers and metrics; a consistent snapshot.

@@ -74,6 +74,8 @@ const char* FinishReasonName(FinishReason reason) {
       return "length";
     case FinishReason::kAborted:
       return "aborted";
+    case FinishReason::kDeadline:
+      return "deadline";
   }
   return "unknown";
 }

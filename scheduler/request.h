@@ -35,6 +35,9 @@ struct Request {
   StopParams stop;
   int32_t priority = 0;  // lower value is served first; FIFO within a priority
   bool skip_special_tokens = true;
+  // When set, the request ends with kDeadline at the first step boundary at
+  // or after this time (for a gRPC call's deadline).
+  std::optional<std::chrono::steady_clock::time_point> deadline;
 };
 
 enum class FinishReason {
@@ -43,6 +46,7 @@ enum class FinishReason {
   kStopString,  // one of StopParams::stop_strings
   kLength,      // max_tokens, or the model's context is full
   kAborted,     // Abort() or EngineLoop::Stop()
+  kDeadline,    // Request::deadline passed
 };
 
 const char* FinishReasonName(FinishReason reason);
@@ -64,6 +68,8 @@ struct Delta {
 struct Usage {
   int32_t prompt_tokens = 0;
   int32_t completion_tokens = 0;
+  // Prompt tokens whose KV was reused rather than computed (prefix caching).
+  int32_t cached_prompt_tokens = 0;
 };
 
 struct Timings {

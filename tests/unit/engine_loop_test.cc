@@ -5,11 +5,14 @@
 #include "scheduler/engine_loop.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
@@ -364,6 +367,77 @@ TEST(EngineLoopTest, StopAbortsEverythingAndRefusesNewRequests) {
   auto late = served.loop->Submit(SimpleRequest({1}, 1));
   ASSERT_FALSE(late.ok());
   EXPECT_EQ(late.status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST(EngineLoopTest, DeadlineEndsTheRequestAndFreesItsBlocks) {
+  Served served = Serve(64, {.max_num_seqs = 4});
+  ASSERT_NE(served.loop, nullptr);
+  Request late = SimpleRequest({1, 2, 3}, 1000);
+  late.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
+  auto expiring = served.loop->Submit(std::move(late));
+  auto unbounded = served.loop->Submit(SimpleRequest({4, 5, 6}, 20));
+  ASSERT_TRUE(expiring.ok());
+  ASSERT_TRUE(unbounded.ok());
+  const Outcome expired = Collect(**expiring);
+  EXPECT_EQ(expired.finished.reason, FinishReason::kDeadline);
+  EXPECT_LT(expired.finished.usage.completion_tokens, 1000);
+  EXPECT_GE(expired.finished.timings.finished - expired.finished.timings.arrived,
+            std::chrono::milliseconds(50));
+  // The other request is unaffected.
+  EXPECT_EQ(Collect(**unbounded).finished.usage.completion_tokens, 20);
+  EXPECT_EQ(served.loop->GetLoad().kv_blocks_free, 64);
+
+  Request past = SimpleRequest({1, 2, 3}, 10);
+  past.deadline = std::chrono::steady_clock::now() - std::chrono::seconds(1);
+  auto dead = served.loop->Submit(std::move(past));
+  ASSERT_TRUE(dead.ok());
+  const Outcome never = Collect(**dead);
+  EXPECT_EQ(never.finished.reason, FinishReason::kDeadline);
+  EXPECT_EQ(never.finished.usage.completion_tokens, 0);
+}
+
+// An asynchronous reader (the gRPC server) polls with TryNext when its
+// listener fires: every event arrives, in order, as a blocking reader gets it.
+TEST(EngineLoopTest, ListenerAnnouncesEveryEventToAPollingReader) {
+  Served served = Serve(64, {.max_num_seqs = 4});
+  ASSERT_NE(served.loop, nullptr);
+  auto blocking = served.loop->Submit(SimpleRequest({7, 8, 9}, 24));
+  ASSERT_TRUE(blocking.ok());
+  const Outcome expected = Collect(**blocking);
+
+  auto handle = served.loop->Submit(SimpleRequest({7, 8, 9}, 24));
+  ASSERT_TRUE(handle.ok());
+  std::mutex mutex;
+  std::condition_variable done_cv;
+  Outcome polled;
+  bool done = false;
+  std::atomic<int> calls{0};
+  RequestHandle* raw = handle->get();
+  raw->SetListener([&] {
+    ++calls;
+    std::lock_guard lock(mutex);
+    while (!done) {
+      std::optional<RequestHandle::Event> event = raw->TryNext();
+      if (!event) break;
+      if (auto* delta = std::get_if<Delta>(&*event)) {
+        polled.tokens.insert(polled.tokens.end(), delta->token_ids.begin(), delta->token_ids.end());
+        polled.text += delta->text;
+      } else {
+        polled.finished = std::get<Finished>(*event);
+        done = true;
+        done_cv.notify_all();
+      }
+    }
+  });
+  {
+    std::unique_lock lock(mutex);
+    ASSERT_TRUE(done_cv.wait_for(lock, std::chrono::seconds(30), [&] { return done; }));
+  }
+  raw->SetListener({});
+  EXPECT_EQ(polled.tokens, expected.tokens);
+  EXPECT_EQ(polled.text, expected.text);
+  EXPECT_EQ(polled.finished.usage.completion_tokens, 24);
+  EXPECT_GT(calls.load(), 0);
 }
 
 TEST(EngineLoopTest, OptionsAreValidated) {

@@ -567,10 +567,11 @@ TEST(StopParamsTest, EachInvalidFieldIsNamed) {
 TEST(FinishReasonTest, EveryReasonHasItsOwnName) {
   const FinishReason reasons[] = {FinishReason::kEos, FinishReason::kStopToken,
                                   FinishReason::kStopString, FinishReason::kLength,
-                                  FinishReason::kAborted};
+                                  FinishReason::kAborted, FinishReason::kDeadline};
   std::vector<std::string> names;
   for (const FinishReason reason : reasons) names.push_back(FinishReasonName(reason));
-  EXPECT_THAT(names, ElementsAre("eos", "stop_token", "stop_string", "length", "aborted"));
+  EXPECT_THAT(names, ElementsAre("eos", "stop_token", "stop_string", "length", "aborted",
+                                     "deadline"));
 }
 
 }  // namespace
