@@ -3,12 +3,12 @@
 #include <algorithm>
 #include <chrono>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "engine/api/file_util.h"
 #include "engine/api/model_config.h"
 #include "engine/cpu/cpu_backend.h"
+#include "engine/model/generation_config.h"
 #include "engine/model/weights.h"
 #include "engine/tokenizer/chat_template.h"
 #include "nlohmann/json.hpp"
@@ -20,28 +20,6 @@ using Clock = std::chrono::steady_clock;
 
 double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-// Stop tokens: config.json's eos_token_id plus generation_config.json's, which
-// instruction-tuned checkpoints use to list every end-of-turn token.
-absl::StatusOr<absl::flat_hash_set<TokenId>> LoadStopTokenIds(const std::filesystem::path& dir,
-                                                              const ModelConfig& config) {
-  absl::flat_hash_set<TokenId> ids;
-  for (int64_t id : config.eos_token_ids) ids.insert(static_cast<TokenId>(id));
-  const std::filesystem::path path = dir / "generation_config.json";
-  absl::StatusOr<std::string> text = ReadFileToString(path);
-  if (absl::IsNotFound(text.status())) return ids;  // the file is optional
-  if (!text.ok()) return text.status();
-  const nlohmann::json json = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
-  if (json.is_discarded() || !json.is_object()) {
-    return absl::InvalidArgumentError(path.string() + ": not a JSON object");
-  }
-  const auto it = json.find("eos_token_id");
-  if (it == json.end()) return ids;
-  auto extra = ParseTokenIdList(*it, "generation_config.json", "eos_token_id");
-  if (!extra.ok()) return extra.status();
-  for (int64_t id : *extra) ids.insert(static_cast<TokenId>(id));
-  return ids;
 }
 
 absl::StatusOr<std::vector<TokenId>> EncodePrompt(const OfflineGenerationOptions& options,
@@ -80,7 +58,7 @@ absl::StatusOr<OfflineGenerationResult> RunOfflineGeneration(
   if (!model.ok()) return model.status();
   auto tokenizer = Tokenizer::FromFile(options.model_dir / "tokenizer.json");
   if (!tokenizer.ok()) return tokenizer.status();
-  auto stop_ids = LoadStopTokenIds(options.model_dir, model->config);
+  auto stop_ids = LoadEosTokenIds(options.model_dir, model->config);
   if (!stop_ids.ok()) return stop_ids.status();
 
   OfflineGenerationResult result;
@@ -157,7 +135,7 @@ absl::StatusOr<OfflineGenerationResult> RunOfflineGeneration(
   const auto decode_start = Clock::now();
   while (true) {
     const SampledToken next = sampler.Sample(logits, options.sampling, history, rng);
-    if (stop_ids->contains(next.token)) {
+    if (std::find(stop_ids->begin(), stop_ids->end(), next.token) != stop_ids->end()) {
       result.stopped_on_eos = true;
       break;
     }
