@@ -1,4 +1,5 @@
 // The `muserve` executable: `muserve <command> [flags] [args]`.
+#include <cctype>
 #include <cstdio>
 #include <string>
 #include <string_view>
@@ -15,7 +16,9 @@ namespace {
 using muserve::cli::Command;
 
 std::vector<const Command*> AllCommands() {
-  return {&muserve::cli::GenerateCommand(), &muserve::cli::MakeModelCommand()};
+  return {&muserve::cli::GenerateCommand(), &muserve::cli::MakeModelCommand(),
+          &muserve::cli::ChatCommand(), &muserve::cli::CompleteCommand(),
+          &muserve::cli::HealthCommand()};
 }
 
 void PrintTopLevelUsage(FILE* out) {
@@ -39,6 +42,8 @@ bool CheckFlagsBelongTo(const Command& command, const std::vector<std::string>& 
     const std::string_view arg = args[i];
     if (arg == "--") break;
     if (arg.size() < 2 || arg[0] != '-') continue;
+    // A negative number is a value ("--metrics-port -1"), not a flag.
+    if (std::isdigit(static_cast<unsigned char>(arg[1]))) continue;
     std::string_view name = arg.substr(arg[1] == '-' ? 2 : 1);
     name = name.substr(0, name.find('='));
     const bool negated_bool = name.starts_with("no") && allowed.contains(name.substr(2));

@@ -19,5 +19,8 @@ struct Command {
 // Implemented in the command's own file.
 const Command& GenerateCommand();
 const Command& MakeModelCommand();
+const Command& ChatCommand();
+const Command& CompleteCommand();
+const Command& HealthCommand();
 
 }  // namespace muserve::cli

@@ -10,15 +10,7 @@
 #include "server/cli/offline_generation.h"
 #include "server/cli/shared_flags.h"
 
-ABSL_FLAG(std::string, model, "", "Hugging Face model directory (config.json, safetensors, ...)");
-ABSL_FLAG(int32_t, max_tokens, 128, "Maximum number of tokens to generate");
-ABSL_FLAG(float, temperature, 0.0f, "Sampling temperature; 0 is greedy decoding");
 ABSL_FLAG(bool, chat, false, "Render the prompt as a user message through the chat template");
-ABSL_FLAG(std::optional<std::string>, system, std::nullopt, "System message (with --chat)");
-ABSL_FLAG(std::optional<std::string>, chat_template, std::nullopt,
-          "File whose Jinja text replaces the model's chat template");
-ABSL_FLAG(int32_t, threads, 2, "CPU threads for the forward pass");
-ABSL_FLAG(int32_t, block_size, 16, "KV cache block size in tokens");
 ABSL_FLAG(int32_t, prefill_chunk, 512, "Prompt tokens per forward pass while prefilling");
 
 namespace muserve::cli {
