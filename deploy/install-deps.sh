@@ -14,6 +14,11 @@ packages=(
   libutf8proc-dev                               # Unicode normalization (NFC) for tokenizers
   libgtest-dev libgmock-dev                     # tests
   libbenchmark-dev                              # microbenchmarks
+  libgrpc++-dev protobuf-compiler-grpc          # gRPC server and clients (callback API, reflection)
+  libprotobuf-dev protobuf-compiler             # the API's messages
+  prometheus-cpp-dev                            # /metrics
+  libspdlog-dev                                 # logs (text and JSON lines)
+  python3-grpcio python3-protobuf               # the API test from an independent client
 )
 
 missing=()

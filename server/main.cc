@@ -16,9 +16,9 @@ namespace {
 using muserve::cli::Command;
 
 std::vector<const Command*> AllCommands() {
-  return {&muserve::cli::GenerateCommand(), &muserve::cli::MakeModelCommand(),
-          &muserve::cli::ChatCommand(), &muserve::cli::CompleteCommand(),
-          &muserve::cli::HealthCommand()};
+  return {&muserve::cli::ServeCommand(),     &muserve::cli::GenerateCommand(),
+          &muserve::cli::MakeModelCommand(), &muserve::cli::ChatCommand(),
+          &muserve::cli::CompleteCommand(),  &muserve::cli::HealthCommand()};
 }
 
 void PrintTopLevelUsage(FILE* out) {

@@ -17,6 +17,7 @@ struct Command {
 };
 
 // Implemented in the command's own file.
+const Command& ServeCommand();
 const Command& GenerateCommand();
 const Command& MakeModelCommand();
 const Command& ChatCommand();

@@ -1,0 +1,283 @@
+// `muserve serve`: the gRPC server. Binds its ports first (health reports
+// NOT_SERVING), loads and warms the model up (SERVING), then serves until
+// SIGTERM or SIGINT: the first signal drains (health NOT_SERVING at once,
+// new requests UNAVAILABLE, streams in flight run to completion for up to
+// --drain-timeout) and exits 0; a second signal exits at once.
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "engine/api/absl_string_view.h"
+#include "engine/model/make_model.h"
+#include "server/cli/command.h"
+#include "server/cli/shared_flags.h"
+#include "server/grpc/inference_server.h"
+#include "server/observability/logging.h"
+#include "spdlog/spdlog.h"
+
+ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on");
+ABSL_FLAG(int32_t, port, 50051, "gRPC port (0 picks a free one)");
+ABSL_FLAG(int32_t, metrics_port, 9464, "Prometheus /metrics port (0 picks one, -1 disables)");
+ABSL_FLAG(std::string, device, "cpu", "Backend: cpu");
+ABSL_FLAG(int32_t, max_num_seqs, 64, "Sequences in one engine step");
+ABSL_FLAG(int32_t, max_num_batched_tokens, 2048, "Tokens in one engine step");
+ABSL_FLAG(int32_t, max_queue, 1024, "Waiting requests before RESOURCE_EXHAUSTED");
+ABSL_FLAG(std::string, kv_cache_memory, "1GiB", "KV cache memory (bytes, or with KiB/MiB/GiB)");
+ABSL_FLAG(int64_t, max_request_bytes, 4 << 20, "Largest accepted request, in bytes");
+ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(30),
+          "On SIGTERM, how long streams in flight may run before they are cancelled");
+ABSL_FLAG(absl::Duration, stream_stall_timeout, absl::Seconds(30),
+          "Cancel a stream whose client has not read a response for this long");
+ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error or off");
+ABSL_FLAG(std::string, log_format, "text", "text or json (one JSON object per line)");
+
+namespace muserve::cli {
+namespace {
+
+constexpr std::string_view kUsage = R"(Usage: muserve serve [--model DIR] [flags]
+
+Serves muserve.v1.Inference, grpc.health.v1.Health and server reflection over
+gRPC, and Prometheus metrics over HTTP. Without --model, serves the demo model
+(created once in $MUSERVE_CACHE_DIR, else $XDG_CACHE_HOME/muserve, else
+~/.cache/muserve).
+
+Flags:
+  --model DIR                   Hugging Face model directory (default: the demo model)
+  --host ADDR                   address to listen on (default 0.0.0.0)
+  --port N                      gRPC port (default 50051; 0 picks a free one)
+  --metrics-port N              /metrics port (default 9464; 0 picks one; -1 disables)
+  --device NAME                 backend: cpu (default)
+  --threads N                   CPU threads of the forward pass (default 2)
+  --max-num-seqs N              sequences in one engine step (default 64)
+  --max-num-batched-tokens N    tokens in one engine step (default 2048)
+  --max-queue N                 waiting requests before RESOURCE_EXHAUSTED (default 1024)
+  --kv-cache-memory SIZE        KV cache memory, e.g. 512MiB, 4GiB (default 1GiB; capped
+                                at what max-num-seqs full contexts can use)
+  --block-size N                KV cache block size in tokens (default 16)
+  --max-request-bytes N         largest accepted request (default 4194304)
+  --chat-template FILE          Jinja chat template replacing tokenizer_config.json's
+  --drain-timeout DURATION      on SIGTERM, time for streams in flight (default 30s)
+  --stream-stall-timeout DUR    cancel a stream whose client stopped reading (default 30s)
+  --log-level LEVEL             trace, debug, info (default), warn, error, off
+  --log-format FORMAT           text (default) or json
+)";
+
+// "4GiB", "512MiB", "1024" -> bytes.
+absl::StatusOr<int64_t> ParseByteSize(std::string_view text) {
+  struct Unit {
+    std::string_view suffix;
+    int64_t scale;
+  };
+  constexpr Unit kUnits[] = {{"GiB", int64_t{1} << 30}, {"MiB", int64_t{1} << 20},
+                             {"KiB", int64_t{1} << 10}, {"G", int64_t{1} << 30},
+                             {"M", int64_t{1} << 20},   {"K", int64_t{1} << 10}};
+  int64_t scale = 1;
+  std::string_view digits = text;
+  for (const Unit& unit : kUnits) {
+    if (text.ends_with(unit.suffix)) {
+      scale = unit.scale;
+      digits = text.substr(0, text.size() - unit.suffix.size());
+      break;
+    }
+  }
+  int64_t value = 0;
+  if (!absl::SimpleAtoi(AsAbsl(digits), &value) || value <= 0 || value > INT64_MAX / scale) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--kv-cache-memory must be a positive size like 512MiB or 4GiB, got '", AsAbsl(text), "'"));
+  }
+  return value * scale;
+}
+
+std::filesystem::path CacheDir() {
+  if (const char* dir = std::getenv("MUSERVE_CACHE_DIR"); dir != nullptr && *dir) return dir;
+  if (const char* dir = std::getenv("XDG_CACHE_HOME"); dir != nullptr && *dir) {
+    return std::filesystem::path(dir) / "muserve";
+  }
+  if (const char* home = std::getenv("HOME"); home != nullptr && *home) {
+    return std::filesystem::path(home) / ".cache" / "muserve";
+  }
+  return std::filesystem::temp_directory_path() / "muserve-cache";
+}
+
+// The demo model, written once (into a temporary sibling, then renamed, so
+// that a crash or a concurrent server never leaves a half-written model).
+absl::StatusOr<std::filesystem::path> EnsureDemoModel() {
+  const std::filesystem::path dir = CacheDir() / "demo-model-tiny-v1";
+  std::error_code error;
+  if (std::filesystem::exists(dir / "config.json", error)) return dir;
+  std::filesystem::create_directories(dir.parent_path(), error);
+  if (error) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("cannot create ", dir.parent_path().string(), ": ", error.message()));
+  }
+  const std::filesystem::path staging =
+      dir.parent_path() / absl::StrCat(dir.filename().string(), ".tmp-", getpid());
+  if (absl::Status made = MakeModel({.out_dir = staging, .preset = ModelPreset::kTiny});
+      !made.ok()) {
+    return made;
+  }
+  std::filesystem::rename(staging, dir, error);
+  if (error) {
+    std::filesystem::remove_all(staging, error);
+    // Another server may have won the race; its model is as good.
+    if (std::filesystem::exists(dir / "config.json")) return dir;
+    return absl::InternalError(absl::StrCat("cannot create ", dir.string()));
+  }
+  server::LogEvent(spdlog::level::info, "created the demo model", {{"dir", dir.string()}});
+  return dir;
+}
+
+// Waits for SIGTERM/SIGINT on its own thread (the signals are blocked in
+// every other thread). The first one is reported; the second exits at once.
+class SignalWatcher {
+ public:
+  SignalWatcher() {
+    sigemptyset(&signals_);
+    sigaddset(&signals_, SIGTERM);
+    sigaddset(&signals_, SIGINT);
+    // Blocked before any other thread exists, so that all of them inherit it.
+    pthread_sigmask(SIG_BLOCK, &signals_, nullptr);
+    thread_ = std::thread([this] { Run(); });
+    thread_.detach();  // lives until the process exits
+  }
+
+  // Blocks until the first signal.
+  int Wait() {
+    std::unique_lock lock(mutex_);
+    received_cv_.wait(lock, [this] { return received_ != 0; });
+    return received_;
+  }
+  bool received() {
+    std::lock_guard lock(mutex_);
+    return received_ != 0;
+  }
+
+ private:
+  void Run() {
+    int count = 0;
+    while (true) {
+      int signal = 0;
+      if (sigwait(&signals_, &signal) != 0) continue;
+      if (++count > 1) {
+        server::LogEvent(spdlog::level::warn, "second signal: exiting now",
+                         {{"signal", int64_t{signal}}});
+        spdlog::default_logger()->flush();
+        std::_Exit(128 + signal);
+      }
+      std::lock_guard lock(mutex_);
+      received_ = signal;
+      received_cv_.notify_all();
+    }
+  }
+
+  sigset_t signals_;
+  std::mutex mutex_;
+  std::condition_variable received_cv_;
+  int received_ = 0;
+  std::thread thread_;
+};
+
+int Fail(std::string_view what, const absl::Status& status) {
+  server::LogEvent(spdlog::level::err, what, {{"error", std::string(status.message())}});
+  spdlog::default_logger()->flush();
+  return 1;
+}
+
+int RunServe(const std::vector<std::string_view>& args) {
+  if (!args.empty()) {
+    std::fprintf(stderr, "muserve serve: unexpected argument '%s'\n", std::string(args[0]).c_str());
+    return 2;
+  }
+  if (absl::Status status =
+          server::ConfigureLogging(absl::GetFlag(FLAGS_log_level), absl::GetFlag(FLAGS_log_format));
+      !status.ok()) {
+    std::fprintf(stderr, "muserve serve: %s\n", std::string(status.message()).c_str());
+    return 2;
+  }
+  auto kv_bytes = ParseByteSize(absl::GetFlag(FLAGS_kv_cache_memory));
+  if (!kv_bytes.ok()) {
+    std::fprintf(stderr, "muserve serve: %s\n", std::string(kv_bytes.status().message()).c_str());
+    return 2;
+  }
+  if (absl::GetFlag(FLAGS_max_request_bytes) < 1024) {
+    std::fprintf(stderr, "muserve serve: --max-request-bytes must be at least 1024\n");
+    return 2;
+  }
+  SignalWatcher signals;
+
+  server::ServerOptions options;
+  options.host = absl::GetFlag(FLAGS_host);
+  options.port = absl::GetFlag(FLAGS_port);
+  options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
+  options.stream_stall_timeout =
+      absl::ToChronoMilliseconds(absl::GetFlag(FLAGS_stream_stall_timeout));
+  server::ServingModelOptions& model = options.model;
+  model.device = absl::GetFlag(FLAGS_device);
+  model.num_threads = absl::GetFlag(FLAGS_threads);
+  model.block_size = absl::GetFlag(FLAGS_block_size);
+  model.kv_cache_bytes = *kv_bytes;
+  model.loop.max_num_seqs = absl::GetFlag(FLAGS_max_num_seqs);
+  model.loop.max_num_batched_tokens = absl::GetFlag(FLAGS_max_num_batched_tokens);
+  model.loop.max_queue = absl::GetFlag(FLAGS_max_queue);
+  model.max_request_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_request_bytes));
+  if (auto path = absl::GetFlag(FLAGS_chat_template)) model.chat_template = *path;
+  model.model_dir = absl::GetFlag(FLAGS_model);
+  if (model.model_dir.empty()) {
+    auto demo = EnsureDemoModel();
+    if (!demo.ok()) return Fail("cannot create the demo model", demo.status());
+    model.model_dir = *demo;
+  }
+
+  auto server = server::InferenceServer::Start(options);
+  if (!server.ok()) return Fail("cannot start the server", server.status());
+  server::LogEvent(spdlog::level::info, "listening",
+                   {{"grpc", absl::StrCat(options.host, ":", (*server)->port())},
+                    {"metrics_port", int64_t{(*server)->metrics_port()}},
+                    {"model_dir", model.model_dir.string()}});
+  if (absl::Status loaded = (*server)->LoadModel(); !loaded.ok()) {
+    return Fail("cannot load the model", loaded);
+  }
+  server::LogEvent(spdlog::level::info, "serving", {{"port", int64_t{(*server)->port()}}});
+
+  const int signal = signals.Wait();
+  const auto drain_timeout = absl::ToChronoMilliseconds(absl::GetFlag(FLAGS_drain_timeout));
+  server::LogEvent(spdlog::level::info, "signal received: draining", {{"signal", int64_t{signal}}});
+  const bool drained = (*server)->Drain(drain_timeout);
+  if (!drained) {
+    server::LogEvent(spdlog::level::warn, "drain timeout: cancelling the streams left",
+                     {{"in_flight", static_cast<int64_t>((*server)->num_active())}});
+  }
+  (*server)->Shutdown();
+  server::LogEvent(spdlog::level::info, "stopped", {});
+  spdlog::default_logger()->flush();
+  return 0;
+}
+
+}  // namespace
+
+const Command& ServeCommand() {
+  static const Command command{
+      "serve",
+      "serve the model over gRPC (health, reflection, Prometheus metrics)",
+      kUsage,
+      {"model", "host", "port", "metrics_port", "device", "threads", "max_num_seqs",
+       "max_num_batched_tokens", "max_queue", "kv_cache_memory", "block_size", "max_request_bytes",
+       "chat_template", "drain_timeout", "stream_stall_timeout", "log_level", "log_format"},
+      RunServe};
+  return command;
+}
+
+}  // namespace muserve::cli

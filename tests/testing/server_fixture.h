@@ -1,0 +1,202 @@
+// ServerTest: the gRPC server in-process on free ports with the tiny model,
+// and a real gRPC client to it; shared by the server's integration tests.
+#pragma once
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "engine/model/make_model.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "muserve/v1/inference.grpc.pb.h"
+#include "server/grpc/inference_server.h"
+#include "server/observability/logging.h"
+#include "tests/testing/fixtures.h"
+#include "tests/testing/http_get.h"
+
+namespace muserve::server::testing {
+
+using Clock = std::chrono::steady_clock;
+using grpc::health::v1::HealthCheckRequest;
+using grpc::health::v1::HealthCheckResponse;
+
+// One tiny model directory per test program.
+inline const std::filesystem::path& TinyModelDir() {
+  static muserve::testing::TempDir* dir = [] {
+    auto* d = new muserve::testing::TempDir();
+    const absl::Status made = MakeModel({.out_dir = d->path(), .preset = ModelPreset::kTiny});
+    if (!made.ok()) {
+      std::fprintf(stderr, "cannot make the tiny model: %s\n", made.ToString().c_str());
+      std::abort();
+    }
+    return d;
+  }();
+  return dir->path();
+}
+
+inline ServerOptions TinyServerOptions() {
+  ServerOptions options;
+  options.host = "127.0.0.1";
+  options.port = 0;
+  options.metrics_port = 0;
+  options.model.model_dir = TinyModelDir();
+  options.model.num_threads = 2;
+  options.model.kv_cache_bytes = 64 << 20;
+  return options;
+}
+
+// A greedy text request for exactly max_tokens tokens.
+inline v1::GenerateRequest Greedy(std::string text, int32_t max_tokens) {
+  v1::GenerateRequest request;
+  request.set_text(std::move(text));
+  request.mutable_options()->mutable_sampling()->set_temperature(0);
+  request.mutable_options()->mutable_stopping()->set_max_tokens(max_tokens);
+  request.mutable_options()->mutable_stopping()->set_ignore_eos(true);
+  return request;
+}
+
+struct Stream {
+  std::string text;
+  std::vector<int32_t> token_ids;
+  int num_chunks = 0;
+  std::optional<v1::Finished> finished;
+  std::string request_id;
+  grpc::Status status;
+};
+
+inline Stream ReadRest(grpc::ClientReader<v1::GenerateResponse>& reader,
+                       const v1::GenerateResponse& first);
+
+// A whole stream.
+inline Stream Read(std::unique_ptr<grpc::ClientReader<v1::GenerateResponse>> reader) {
+  v1::GenerateResponse first;
+  if (!reader->Read(&first)) {
+    Stream stream;
+    stream.status = reader->Finish();
+    return stream;
+  }
+  return ReadRest(*reader, first);
+}
+
+// The rest of a stream whose first response the test already read.
+inline Stream ReadRest(grpc::ClientReader<v1::GenerateResponse>& reader,
+                       const v1::GenerateResponse& first) {
+  Stream stream;
+  v1::GenerateResponse response = first;
+  do {
+    stream.request_id = response.request_id();
+    if (response.has_chunk()) {
+      ++stream.num_chunks;
+      stream.text += response.chunk().text();
+      stream.token_ids.insert(stream.token_ids.end(), response.chunk().token_ids().begin(),
+                              response.chunk().token_ids().end());
+    } else if (response.has_finished()) {
+      stream.finished = response.finished();
+    }
+  } while (reader.Read(&response));
+  stream.status = reader.Finish();
+  return stream;
+}
+
+// A started server plus a client channel to it.
+class ServerTest : public ::testing::Test {
+ protected:
+  void StartServer(ServerOptions options = TinyServerOptions(), bool load = true) {
+    auto server = InferenceServer::Start(options);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    if (load) {
+      const absl::Status loaded = server_->LoadModel();
+      ASSERT_TRUE(loaded.ok()) << loaded;
+    }
+    channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
+                                   grpc::InsecureChannelCredentials());
+    stub_ = v1::Inference::NewStub(channel_);
+    health_ = grpc::health::v1::Health::NewStub(channel_);
+  }
+
+  static void SetUpTestSuite() { ASSERT_TRUE(ConfigureLogging("warn", "text").ok()); }
+
+  Stream Run(const v1::GenerateRequest& request,
+             std::optional<std::chrono::milliseconds> deadline = std::nullopt) {
+    grpc::ClientContext context;
+    if (deadline) context.set_deadline(std::chrono::system_clock::now() + *deadline);
+    return Read(stub_->Generate(&context, request));
+  }
+
+  Stream RunChat(const v1::ChatRequest& request) {
+    grpc::ClientContext context;
+    return Read(stub_->Chat(&context, request));
+  }
+
+  // /metrics as Prometheus reads it (empty when the endpoint does not answer).
+  std::string ScrapeMetrics() {
+    return muserve::testing::HttpGet(server_->metrics_port(), "/metrics").value_or("");
+  }
+
+  // Scrapes until /metrics contains `text`: a request's record is written
+  // once both its call and its engine request have ended, which can trail
+  // what the client sees by a moment.
+  bool WaitForMetric(const std::string& text,
+                     std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    const auto deadline = Clock::now() + timeout;
+    while (Clock::now() < deadline) {
+      if (ScrapeMetrics().find(text) != std::string::npos) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
+
+  HealthCheckResponse::ServingStatus Health(const std::string& service = "") {
+    grpc::ClientContext context;
+    HealthCheckRequest request;
+    request.set_service(service);
+    HealthCheckResponse response;
+    const grpc::Status status = health_->Check(&context, request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.status();
+  }
+
+  v1::Load GetLoad() {
+    grpc::ClientContext context;
+    v1::Load load;
+    EXPECT_TRUE(stub_->GetLoad(&context, v1::GetLoadRequest(), &load).ok());
+    return load;
+  }
+
+  // Waits until no request runs or waits and every KV block is free, as the
+  // metrics endpoint reports it. False on timeout.
+  bool WaitForIdle(std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    const auto deadline = Clock::now() + timeout;
+    while (Clock::now() < deadline) {
+      const auto metrics = muserve::testing::HttpGet(server_->metrics_port(), "/metrics");
+      if (metrics) {
+        const auto running =
+            muserve::testing::PrometheusValue(*metrics, "muserve_running_requests");
+        const auto waiting =
+            muserve::testing::PrometheusValue(*metrics, "muserve_waiting_requests");
+        const auto used =
+            muserve::testing::PrometheusValue(*metrics, "muserve_kv_cache_used_blocks");
+        if (running == 0.0 && waiting == 0.0 && used == 0.0) return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
+
+  std::unique_ptr<InferenceServer> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::Inference::Stub> stub_;
+  std::unique_ptr<grpc::health::v1::Health::Stub> health_;
+};
+
+}  // namespace muserve::server::testing
