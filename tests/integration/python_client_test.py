@@ -124,20 +124,55 @@ class MuserveFromPython(unittest.TestCase):
         self.assertEqual(info.architecture, "LlamaForCausalLM")
         self.assertEqual(info.kv_capacity_tokens, info.kv_num_blocks * info.kv_block_size)
 
-    def test_reflection_lists_the_services(self):
-        # The reflection protocol from grpcio's own reflection descriptors is
-        # not in Debian's python3-grpcio, so speak it with a generic stub over
-        # the v1alpha service (what grpcurl and grpc_cli use).
-        from google.protobuf import descriptor_pb2  # noqa: F401
+    def test_reflection_describes_the_api(self):
+        # Debian's python3-grpcio has no reflection client, so speak the
+        # standard v1alpha protocol (what grpcurl and grpc_cli use) over a
+        # generic stream with hand-encoded messages.
+        from google.protobuf import descriptor_pb2
         reflection = self.channel.stream_stream(
             "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
             request_serializer=lambda b: b, response_deserializer=lambda b: b)
-        # ServerReflectionRequest{list_services: ""} is field 7 (string) = 0x3a 0x00.
-        replies = list(reflection(iter([b"\x3a\x00"]), timeout=5))
-        self.assertEqual(len(replies), 1)
-        self.assertIn(b"muserve.v1.Inference", replies[0])
-        self.assertIn(b"grpc.health.v1.Health", replies[0])
+        symbol = b"muserve.v1.Inference"
+        requests = [b"\x3a\x00",  # list_services (field 7) = ""
+                    b"\x22" + bytes([len(symbol)]) + symbol]  # file_containing_symbol (4)
+        listed, described = list(reflection(iter(requests), timeout=5))
+        self.assertIn(b"muserve.v1.Inference", listed)
+        self.assertIn(b"grpc.health.v1.Health", listed)
+        # ServerReflectionResponse.file_descriptor_response (4) holds
+        # FileDescriptorResponse.file_descriptor_proto (1) entries.
+        files = [descriptor_pb2.FileDescriptorProto.FromString(raw)
+                 for raw in fields(fields(described)[4][0])[1]]
+        services = {f"{f.package}.{svc.name}": [m.name for m in svc.method]
+                    for f in files for svc in f.service}
+        self.assertIn("Generate", services["muserve.v1.Inference"])
+        self.assertIn("Chat", services["muserve.v1.Inference"])
 
+
+def fields(message):
+    """Length-delimited fields of a serialized message: {number: [bytes, ...]}."""
+    out, i = {}, 0
+    def varint():
+        nonlocal i
+        value, shift = 0, 0
+        while True:
+            byte = message[i]
+            i += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                return value
+    while i < len(message):
+        key = varint()
+        number, wire = key >> 3, key & 7
+        if wire == 2:
+            length = varint()
+            out.setdefault(number, []).append(message[i:i + length])
+            i += length
+        elif wire == 0:
+            varint()
+        else:
+            raise ValueError(f"unexpected wire type {wire}")
+    return out
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
