@@ -3,6 +3,7 @@
 // own), cancellation, deadlines, the Abort RPC, slow readers, bad input,
 // queue limits, health and drain. KV usage is read back from /metrics, as an
 // operator would.
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -11,6 +12,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/cli/offline_generation.h"
 #include "tests/testing/server_fixture.h"
 
 namespace muserve::server::testing {
@@ -70,6 +72,33 @@ TEST_F(ServerTest, ConcurrentStreamsMatchTheOutputOfEachRequestAlone) {
   }
   std::vector<Stream> alone;
   for (const auto& request : requests) alone.push_back(Run(request));
+  // Greedy streams equal the offline generator's tokens: an independent
+  // driver of the backend, without the scheduler or the server. It stops at
+  // EOS where the server (ignore_eos) goes on with the EOS as a token.
+  for (int i = 0; i < kPrompts; i += 3) {
+    cli::OfflineGenerationOptions offline;
+    offline.model_dir = TinyModelDir();
+    offline.prompt = requests[i].text();
+    offline.max_tokens = requests[i].options().stopping().max_tokens();
+    offline.sampling.temperature = 0;
+    offline.num_threads = 2;
+    auto expected = cli::RunOfflineGeneration(offline, [](std::string_view) {});
+    ASSERT_TRUE(expected.ok()) << expected.status();
+    const std::vector<int32_t>& served = alone[i].token_ids;
+    ASSERT_GE(served.size(), expected->output_ids.size()) << i;
+    EXPECT_TRUE(
+        std::equal(expected->output_ids.begin(), expected->output_ids.end(), served.begin()))
+        << i;
+    if (expected->stopped_on_eos) {
+      // The server's next token is the EOS the offline run stopped at.
+      ASSERT_GT(served.size(), expected->output_ids.size()) << i;
+      EXPECT_THAT(server_->model()->eos_token_ids(),
+                  ::testing::Contains(served[expected->output_ids.size()]))
+          << i;
+    } else {
+      EXPECT_EQ(served.size(), expected->output_ids.size()) << i;
+    }
+  }
 
   std::vector<Stream> together(kClients);
   std::vector<std::thread> clients;
