@@ -47,9 +47,13 @@ GenerateStream* GenerateStream::Create(grpc::CallbackServerContext* context, con
     std::lock_guard lock(raw->mutex_);
     raw->self_ = stream;
   }
-  if (!env.active->Add(raw->request_id_, stream)) {
-    raw->Refuse(absl::AlreadyExistsError(absl::StrCat(
-        "request_id '", raw->request_id_, "' is already in flight; use a unique id per request")));
+  bool closed = false;
+  if (!env.active->Add(raw->request_id_, stream, &closed)) {
+    raw->Refuse(closed ? absl::UnavailableError(
+                             "the server is draining (shutting down); retry on another replica")
+                       : absl::AlreadyExistsError(
+                             absl::StrCat("request_id '", raw->request_id_,
+                                          "' is already in flight; use a unique id per request")));
   }
   return raw;
 }
@@ -62,19 +66,20 @@ bool GenerateStream::ended() {
 std::optional<Clock::time_point> GenerateStream::deadline() const { return deadline_; }
 
 void GenerateStream::Refuse(const absl::Status& status) {
-  {
-    std::lock_guard lock(mutex_);
-    if (finish_called_) return;
-    recorded_ = true;  // never reached the engine: counted as refused, not finished
-    final_code_ = static_cast<grpc::StatusCode>(status.code());
-    FinishLocked(grpc::Status(final_code_, std::string(status.message())));
-  }
+  std::lock_guard lock(mutex_);
+  if (finish_called_) return;
+  recorded_ = true;  // never reached the engine: counted as refused, not finished
+  // Recorded before Finish, so that nothing here depends on when OnDone
+  // releases the stream (inside the handler gRPC defers it until the handler
+  // returns, but a later caller would not have that).
   env_.metrics->RecordRefused(rpc_, status.code());
   LogEvent(spdlog::level::info, "request refused",
            {{"id", request_id_},
             {"rpc", rpc_},
             {"code", absl::StatusCodeToString(status.code())},
             {"error", std::string(status.message())}});
+  final_code_ = static_cast<grpc::StatusCode>(status.code());
+  FinishLocked(grpc::Status(final_code_, std::string(status.message())));
 }
 
 void GenerateStream::Attach(std::shared_ptr<RequestHandle> handle) {
@@ -220,12 +225,12 @@ void GenerateStream::OnCancel() {
   if (context_ != nullptr &&
       context_->deadline() <= std::chrono::system_clock::now() + kDeadlineTolerance) {
     deadline_passed_ = true;
-    final_code_ = grpc::StatusCode::DEADLINE_EXCEEDED;
-  } else if (final_code_ == grpc::StatusCode::OK) {
-    final_code_ = grpc::StatusCode::CANCELLED;
   }
   AbortEngineLocked();
-  if (!finish_called_) FinishLocked(grpc::Status(final_code_, "the call was cancelled"));
+  if (finish_called_) return;  // the outcome (and its code) was already decided
+  final_code_ =
+      deadline_passed_ ? grpc::StatusCode::DEADLINE_EXCEEDED : grpc::StatusCode::CANCELLED;
+  FinishLocked(grpc::Status(final_code_, "the call was cancelled"));
 }
 
 void GenerateStream::OnDone() {
@@ -239,6 +244,7 @@ void GenerateStream::OnDone() {
     AbortEngineLocked();  // no-op when the engine already finished
     keep = std::move(self_);
     emit = TakeRecordLocked(record);
+    env_.active->Forget(this);
   }
   if (emit) Emit(record);
   // `keep` may hold the last reference: nothing touches members after this.

@@ -11,8 +11,9 @@
 // CANCELLED and a message saying why.
 //
 // Lifetime: the stream owns itself (self_) from creation until gRPC's OnDone;
-// the handle's listener holds another reference until the engine's Finished
-// event. Both ends can go away in either order. Every gRPC call on the
+// the handle's listener holds another reference until the handle goes away
+// (the stream drops the handle on the engine's Finished event; the engine
+// drops its own right after). Both ends can go away in either order. Every gRPC call on the
 // reactor happens under mutex_, and flags guarantee nothing follows Finish.
 // (Reactions for callback writes never run inline, so holding mutex_ while
 // calling StartWrite or Finish cannot deadlock with OnWriteDone.)
@@ -115,7 +116,6 @@ class GenerateStream : public grpc::ServerWriteReactor<v1::GenerateResponse> {
   v1::Chunk pending_ ABSL_GUARDED_BY(mutex_);
   bool has_pending_ ABSL_GUARDED_BY(mutex_) = false;
   std::optional<Finished> finished_ ABSL_GUARDED_BY(mutex_);
-  bool finished_sent_ ABSL_GUARDED_BY(mutex_) = false;
   std::optional<Clock::time_point> last_tokens_at_ ABSL_GUARDED_BY(mutex_);
   // The message in flight; gRPC reads it until OnWriteDone (or OnDone).
   v1::GenerateResponse response_ ABSL_GUARDED_BY(mutex_);

@@ -102,6 +102,7 @@ absl::Status InferenceServer::LoadModel() {
 
 bool InferenceServer::Drain(std::chrono::milliseconds timeout) {
   state_.draining.store(true);
+  active_.Close();
   SetHealth(false);
   LogEvent(spdlog::level::info, "draining",
            {{"in_flight", static_cast<int64_t>(active_.size())},

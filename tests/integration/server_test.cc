@@ -255,35 +255,57 @@ TEST_F(ServerTest, DuplicateRequestIdInFlightIsRefused) {
 
 // A client that stops reading is cancelled after the stall timeout, with a
 // status saying why, and its blocks are freed; the engine never waits on it.
-TEST_F(ServerTest, ClientThatStopsReadingIsCancelled) {
-  ServerOptions options = TinyServerOptions();
-  options.stream_stall_timeout = std::chrono::milliseconds(300);
-  StartServer(options);
-  // Small flow-control windows so that unread responses back up quickly.
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 1024);
-  auto slow_channel = grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", server_->port()),
-                                                grpc::InsecureChannelCredentials(), args);
-  auto slow = v1::Inference::NewStub(slow_channel);
-  v1::GenerateRequest request = Greedy("a very long story", 2000);
-  // Top-20 logprobs make every token's message a few hundred bytes.
-  request.mutable_options()->mutable_logprobs()->set_top_logprobs(20);
-  grpc::ClientContext context;
-  auto reader = slow->Generate(&context, request);
-  v1::GenerateResponse response;
-  ASSERT_TRUE(reader->Read(&response));
-  // Meanwhile other clients are served.
+// A client on small flow-control windows, so that unread responses back up
+// quickly, streaming top-20 logprobs (a few hundred bytes per token).
+class SlowReaderTest : public ServerTest {
+ protected:
+  void SetUp() override {
+    ServerOptions options = TinyServerOptions();
+    options.stream_stall_timeout = std::chrono::milliseconds(300);
+    StartServer(options);
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+    args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 1024);
+    slow_ = v1::Inference::NewStub(grpc::CreateCustomChannel(
+        absl::StrCat("127.0.0.1:", server_->port()), grpc::InsecureChannelCredentials(), args));
+    v1::GenerateRequest request = Greedy("a very long story", 2000);
+    request.mutable_options()->mutable_logprobs()->set_top_logprobs(20);
+    reader_ = slow_->Generate(&context_, request);
+    ASSERT_TRUE(reader_->Read(&first_));
+  }
+
+  std::unique_ptr<v1::Inference::Stub> slow_;
+  grpc::ClientContext context_;
+  std::unique_ptr<grpc::ClientReader<v1::GenerateResponse>> reader_;
+  v1::GenerateResponse first_;
+};
+
+// A client that stops reading is cancelled after the stall timeout, with a
+// status saying why, and its blocks are freed; other clients are served
+// meanwhile and the engine never waits on it.
+TEST_F(SlowReaderTest, ClientThatStopsReadingIsCancelledWithTheReason) {
   const Stream other = Run(Greedy("someone else", 8));
   EXPECT_TRUE(other.status.ok());
   EXPECT_EQ(other.token_ids.size(), 8u);
-  std::this_thread::sleep_for(std::chrono::seconds(3));
-  const Stream rest = ReadRest(*reader, response);
+  // Past the stall timeout, before the reset that follows it a second later.
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  const Stream rest = ReadRest(*reader_, first_);
   EXPECT_FALSE(rest.finished.has_value());
   EXPECT_EQ(rest.status.error_code(), grpc::StatusCode::CANCELLED);
   EXPECT_THAT(rest.status.error_message(), HasSubstr("stopped reading"));
   EXPECT_TRUE(WaitForIdle());
   EXPECT_TRUE(WaitForMetric("code=\"CANCELLED\""));
+}
+
+// A client that never reads again does not pin the call: the server resets
+// the stream, the call ends on the server (its record is written) and the
+// drain has nothing left to wait for.
+TEST_F(SlowReaderTest, ClientThatNeverReadsAgainIsLetGo) {
+  EXPECT_TRUE(WaitForIdle());
+  EXPECT_TRUE(WaitForMetric("code=\"CANCELLED\""));
+  EXPECT_TRUE(server_->Drain(std::chrono::seconds(10)));
+  EXPECT_EQ(server_->num_active(), 0u);
+  EXPECT_EQ(ReadRest(*reader_, first_).status.error_code(), grpc::StatusCode::CANCELLED);
 }
 
 TEST_F(ServerTest, FullQueueRefusesWithResourceExhausted) {
