@@ -174,7 +174,7 @@ class SignalWatcher {
       if (++count > 1) {
         server::LogEvent(spdlog::level::warn, "second signal: exiting now",
                          {{"signal", int64_t{signal}}});
-        spdlog::default_logger()->flush();
+        server::FlushLogs();
         std::_Exit(128 + signal);
       }
       std::lock_guard lock(mutex_);
@@ -192,7 +192,7 @@ class SignalWatcher {
 
 int Fail(std::string_view what, const absl::Status& status) {
   server::LogEvent(spdlog::level::err, what, {{"error", std::string(status.message())}});
-  spdlog::default_logger()->flush();
+  server::FlushLogs();
   return 1;
 }
 
@@ -201,6 +201,9 @@ int RunServe(const std::vector<std::string_view>& args) {
     std::fprintf(stderr, "muserve serve: unexpected argument '%s'\n", std::string(args[0]).c_str());
     return 2;
   }
+  // First, before any thread exists (the log writer included), so that every
+  // thread inherits the blocked signals and only the watcher receives them.
+  SignalWatcher signals;
   if (absl::Status status =
           server::ConfigureLogging(absl::GetFlag(FLAGS_log_level), absl::GetFlag(FLAGS_log_format));
       !status.ok()) {
@@ -216,8 +219,6 @@ int RunServe(const std::vector<std::string_view>& args) {
     std::fprintf(stderr, "muserve serve: --max-request-bytes must be at least 1024\n");
     return 2;
   }
-  SignalWatcher signals;
-
   server::ServerOptions options;
   options.host = absl::GetFlag(FLAGS_host);
   options.port = absl::GetFlag(FLAGS_port);
@@ -262,7 +263,7 @@ int RunServe(const std::vector<std::string_view>& args) {
   }
   (*server)->Shutdown();
   server::LogEvent(spdlog::level::info, "stopped", {});
-  spdlog::default_logger()->flush();
+  server::FlushLogs();
   return 0;
 }
 

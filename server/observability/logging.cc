@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cmath>
 #include <ctime>
+#include <functional>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -14,6 +16,7 @@
 #include "engine/api/absl_string_view.h"
 #include "fmt/format.h"
 #include "server/observability/json_text.h"
+#include "spdlog/async.h"
 #include "spdlog/formatter.h"
 #include "spdlog/logger.h"
 #include "spdlog/sinks/stdout_sinks.h"
@@ -189,12 +192,11 @@ void LogFields(spdlog::level::level_enum level, std::string_view message,
 
 }  // namespace
 
-absl::Status ConfigureLogging(std::string_view level, std::string_view format) {
-  return ConfigureLogging(level, format, std::make_shared<spdlog::sinks::stderr_sink_mt>());
-}
+namespace {
 
-absl::Status ConfigureLogging(std::string_view level, std::string_view format,
-                              std::shared_ptr<spdlog::sinks::sink> sink) {
+// Validates the flags, then installs the logger make() builds as the default.
+absl::Status Install(std::string_view level, std::string_view format,
+                     const std::function<std::shared_ptr<spdlog::logger>()>& make) {
   const std::optional<spdlog::level::level_enum> parsed_level = ParseLevel(level);
   if (!parsed_level.has_value()) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -205,13 +207,51 @@ absl::Status ConfigureLogging(std::string_view level, std::string_view format,
     return absl::InvalidArgumentError(
         absl::StrCat("--log-format: \"", AsAbsl(format), "\" is not one of text, json"));
   }
-  auto logger = std::make_shared<spdlog::logger>("muserve", std::move(sink));
+  std::shared_ptr<spdlog::logger> logger = make();
   logger->set_formatter(std::make_unique<LineFormatter>(*parsed_format));
   logger->set_level(*parsed_level);
   logger->flush_on(spdlog::level::warn);
   g_format.store(*parsed_format);
   spdlog::set_default_logger(std::move(logger));
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ConfigureLogging(std::string_view level, std::string_view format) {
+  // Asynchronous: a request's line may be written from the engine-loop
+  // thread (when its client left before the engine finished), and the loop
+  // must never wait on a slow stderr. Lines queue for one writer thread; when
+  // kQueuedLines are waiting, the oldest are dropped rather than block.
+  constexpr size_t kQueuedLines = 8192;
+  static std::once_flag pool_once;
+  std::call_once(pool_once, [] { spdlog::init_thread_pool(kQueuedLines, 1); });
+  return Install(level, format, [] {
+    return std::make_shared<spdlog::async_logger>(
+        "muserve", std::make_shared<spdlog::sinks::stderr_sink_mt>(), spdlog::thread_pool(),
+        spdlog::async_overflow_policy::overrun_oldest);
+  });
+}
+
+absl::Status ConfigureLogging(std::string_view level, std::string_view format,
+                              std::shared_ptr<spdlog::sinks::sink> sink) {
+  return Install(level, format,
+                 [&sink] { return std::make_shared<spdlog::logger>("muserve", std::move(sink)); });
+}
+
+void FlushLogs() {
+  std::shared_ptr<spdlog::logger> current = spdlog::default_logger();
+  if (current == nullptr) return;
+  // An asynchronous logger's flush only queues a request; shutting spdlog's
+  // registry down joins the writer thread after it has written every queued
+  // line. Anything logged later goes to stderr synchronously.
+  auto sync = std::make_shared<spdlog::logger>("muserve",
+                                               std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  sync->set_formatter(std::make_unique<LineFormatter>(g_format.load()));
+  sync->set_level(current->level());
+  current.reset();
+  spdlog::shutdown();
+  spdlog::set_default_logger(std::move(sync));
 }
 
 void LogEvent(spdlog::level::level_enum level, std::string_view message,

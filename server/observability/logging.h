@@ -30,11 +30,17 @@ namespace muserve::server {
 
 // level: trace|debug|info|warn|error|off; format: text|json. InvalidArgument
 // naming the flag (--log-level / --log-format) and the allowed values, and
-// then logging is left as it was. Logs go to stderr.
+// then logging is left as it was. Logs go to stderr through a writer thread,
+// so that logging never blocks the caller (a full queue drops the oldest
+// lines); call FlushLogs before exiting.
 absl::Status ConfigureLogging(std::string_view level, std::string_view format);
-// The same, writing to `sink` instead of stderr (tests, files).
+// The same, writing to `sink` synchronously instead of stderr (tests, files).
 absl::Status ConfigureLogging(std::string_view level, std::string_view format,
                               std::shared_ptr<spdlog::sinks::sink> sink);
+
+// Writes out every queued line; later lines are written synchronously. Call
+// before exiting.
+void FlushLogs();
 
 // One field of a log line. `key` must be a plain identifier other than ts,
 // level and msg (those name the line's own members in JSON). Integers wider
