@@ -142,7 +142,8 @@ class EngineLoop::Impl {
         num_blocks_(backend.kv_cache().num_blocks),
         block_size_(backend.kv_cache().block_size),
         scheduler_(SchedulerOptions{options.max_num_seqs, options.max_num_batched_tokens,
-                                    backend.kv_cache().num_blocks, backend.kv_cache().block_size}) {
+                                    backend.kv_cache().num_blocks, backend.kv_cache().block_size,
+                                    options.enable_prefix_caching}) {
     load_.kv_blocks_total = scheduler_.kv().num_blocks();
     load_.kv_blocks_free = scheduler_.kv().num_free_blocks();
   }
@@ -246,6 +247,11 @@ class EngineLoop::Impl {
     }
     if (absl::Status status = request.sampling.Validate(); !status.ok()) return status;
     if (absl::Status status = request.stop.Validate(); !status.ok()) return status;
+    if (request.prefix_cache.salt.size() > PrefixCacheParams::kMaxCacheSaltBytes) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("prefix_cache.salt is ", request.prefix_cache.salt.size(),
+                       " bytes; at most ", PrefixCacheParams::kMaxCacheSaltBytes, " are allowed"));
+    }
     const auto& stop_ids = request.stop.stop_token_ids;
     for (size_t i = 0; i < stop_ids.size(); ++i) {
       if (stop_ids[i] >= vocab_size_) {
@@ -294,7 +300,8 @@ class EngineLoop::Impl {
             state->request.skip_special_tokens, eos_token_ids_, MaxOutputTokens(state->request),
             state->request.sampling.wants_logprobs());
         // The scheduler's Sequence keeps the tokens from here on.
-        scheduler_.Add(id, std::move(state->request.prompt_tokens), state->request.priority);
+        scheduler_.Add(id, std::move(state->request.prompt_tokens), state->request.priority,
+                       state->request.prefix_cache);
         if (state->request.deadline) ++num_with_deadline_;
         requests_.emplace(id, std::move(state));
       }
@@ -401,6 +408,7 @@ class EngineLoop::Impl {
     MUSERVE_CHECK(seq != nullptr);
     finished.usage.prompt_tokens = seq->num_prompt_tokens;
     finished.usage.completion_tokens = state.output->num_output_tokens();
+    finished.usage.cached_prompt_tokens = std::max(0, seq->num_cached_prompt_tokens);
     finished.num_preemptions = state.num_preemptions;
     if (state.request.deadline) --num_with_deadline_;
     state.timings.finished = Clock::now();
@@ -447,6 +455,11 @@ class EngineLoop::Impl {
       load_.running = scheduler_.num_running();
       load_.waiting = scheduler_.num_waiting();
       load_.kv_blocks_free = scheduler_.kv().num_free_blocks();
+      const PrefixCacheStats cache = scheduler_.kv().prefix_cache_stats();
+      load_.kv_blocks_cached = cache.cached_blocks;
+      load_.kv_blocks_evictable = cache.evictable_blocks;
+      load_.prefix_cache_query_tokens = cache.query_tokens;
+      load_.prefix_cache_hit_tokens = cache.hit_tokens;
       load_.num_preemptions = scheduler_.num_preemptions();
       if (count_step) ++load_.num_steps;
       load_.step_time_ns += step_ns;

@@ -38,6 +38,8 @@ struct EngineLoopOptions {
   // Waiting requests (not yet admitted, or preempted and waiting to resume)
   // beyond which Submit fails with ResourceExhausted (>= 1).
   int32_t max_queue = 1024;
+  // Reuse the K/V of cached full blocks of identical prompt prefixes.
+  bool enable_prefix_caching = true;
 
   absl::Status Validate() const;
 };
@@ -91,7 +93,15 @@ struct LoadSnapshot {
   int32_t running = 0;
   int32_t waiting = 0;
   int32_t kv_blocks_total = 0;
+  // Blocks an allocation can take: free, or cached and evictable (nobody
+  // holds them). total - free is what requests hold.
   int32_t kv_blocks_free = 0;
+  // Prefix cache: blocks indexed (held or evictable), evictable ones, and
+  // since start the prompt tokens new requests looked up and found.
+  int32_t kv_blocks_cached = 0;
+  int32_t kv_blocks_evictable = 0;
+  int64_t prefix_cache_query_tokens = 0;
+  int64_t prefix_cache_hit_tokens = 0;
   int64_t num_preemptions = 0;  // since start
   int64_t num_steps = 0;        // since start
   // Wall time since start spent in steps (drain, plan, forward, sample,

@@ -29,12 +29,24 @@ struct StopParams {
   absl::Status Validate() const;
 };
 
+// How a request uses the prefix cache (when the server has it on).
+struct PrefixCacheParams {
+  // False: the request neither reuses cached blocks nor leaves its own behind.
+  bool enabled = true;
+  // Requests share cached blocks only with requests of the same salt (one
+  // per tenant, say). At most kMaxCacheSaltBytes bytes.
+  std::string salt;
+
+  static constexpr size_t kMaxCacheSaltBytes = 256;
+};
+
 struct Request {
   std::vector<TokenId> prompt_tokens;  // non-empty, each in [0, vocab)
   SamplingParams sampling;
   StopParams stop;
   int32_t priority = 0;  // lower value is served first; FIFO within a priority
   bool skip_special_tokens = true;
+  PrefixCacheParams prefix_cache;
   // When set, the request ends with kDeadline at the first step boundary at
   // or after this time (for a gRPC call's deadline).
   std::optional<std::chrono::steady_clock::time_point> deadline;

@@ -19,16 +19,20 @@ void SchedulerStep::Clear() {
 }
 
 Scheduler::Scheduler(const SchedulerOptions& options)
-    : options_(options), kv_(options.num_blocks, options.block_size) {
+    : options_(options),
+      kv_(options.num_blocks, options.block_size, options.enable_prefix_caching) {
   MUSERVE_CHECK(options.max_num_seqs >= 1);
   MUSERVE_CHECK(options.max_num_batched_tokens >= 1);
 }
 
-void Scheduler::Add(RequestId id, std::vector<TokenId> prompt, int32_t priority) {
+void Scheduler::Add(RequestId id, std::vector<TokenId> prompt, int32_t priority,
+                    const PrefixCacheParams& prefix_cache) {
   MUSERVE_CHECK(!prompt.empty());
   auto seq = std::make_unique<Sequence>();
   seq->id = id;
   seq->priority = priority;
+  seq->use_prefix_cache = kv_.prefix_caching() && prefix_cache.enabled;
+  seq->cache_seed = PrefixCacheSeed(prefix_cache.salt);
   seq->arrival = next_arrival_++;
   seq->num_prompt_tokens = static_cast<int32_t>(prompt.size());
   seq->tokens = std::move(prompt);
@@ -49,13 +53,29 @@ void Scheduler::Preempt(Sequence* seq, SchedulerStep& step) {
       break;
     }
   }
-  kv_.Free(seq->block_table);
-  seq->num_computed = 0;
+  ReleaseBlocks(seq);
   seq->running = false;
   ++seq->num_preemptions;
   ++num_preemptions_;
   waiting_.insert(KeyOf(seq));
   step.preempted.push_back(seq->id);
+}
+
+void Scheduler::ReleaseBlocks(Sequence* seq) {
+  // Cached blocks stay evictable: a preempted sequence usually finds its own
+  // prefix again when it resumes.
+  kv_.Free(seq->block_table);
+  seq->block_hashes.clear();
+  seq->num_computed = 0;
+}
+
+void Scheduler::AcquireCachedPrefix(Sequence* seq) {
+  MUSERVE_CHECK(seq->block_table.empty() && seq->num_computed == 0);
+  if (!seq->use_prefix_cache) return;
+  const int32_t block_size = kv_.block_size();
+  const int32_t max_blocks = (seq->num_tokens() - 1) / block_size;
+  seq->num_computed = block_size * kv_.AcquireCachedPrefix(seq->tokens, seq->cache_seed, max_blocks,
+                                                           seq->block_table, seq->block_hashes);
 }
 
 bool Scheduler::GrowOrPreempt(Sequence* seq, int32_t num_new, SchedulerStep& step) {
@@ -96,8 +116,18 @@ void Scheduler::Schedule(SchedulerStep& step) {
   if (step.preempted.empty()) {
     while (!waiting_.empty() && token_budget_ > 0 && plan_.size() < max_seqs) {
       Sequence* seq = std::get<Sequence*>(*waiting_.begin());
+      AcquireCachedPrefix(seq);
       const int32_t num_new = std::min(seq->num_remaining(), token_budget_);
-      if (!kv_.Grow(seq->block_table, num_new)) break;
+      if (!kv_.Grow(seq->block_table, int64_t{seq->num_computed} + num_new)) {
+        ReleaseBlocks(seq);  // the cached blocks go back to the cache
+        break;
+      }
+      if (seq->num_cached_prompt_tokens < 0) {  // first admission: what it reused
+        seq->num_cached_prompt_tokens = std::min(seq->num_computed, seq->num_prompt_tokens);
+        if (seq->use_prefix_cache) {
+          kv_.RecordQuery(seq->num_prompt_tokens, seq->num_cached_prompt_tokens);
+        }
+      }
       waiting_.erase(waiting_.begin());
       seq->running = true;
       running_.push_back(seq);
@@ -135,11 +165,19 @@ void Scheduler::BuildBatch(SchedulerStep& step) {
 void Scheduler::ApplyOutput(const SchedulerStep& step, std::span<const TokenId> sampled) {
   size_t k = 0;
   for (size_t i = 0; i < step.ids.size(); ++i) {
-    if (!step.batch.sequences[i].sample) continue;
-    MUSERVE_CHECK(k < sampled.size());
     auto it = sequences_.find(step.ids[i]);
     MUSERVE_CHECK(it != sequences_.end());
-    it->second->tokens.push_back(sampled[k++]);
+    Sequence& seq = *it->second;
+    if (step.batch.sequences[i].sample) {
+      MUSERVE_CHECK(k < sampled.size());
+      seq.tokens.push_back(sampled[k++]);
+    }
+    // Only now, after the forward pass wrote them, may other sequences read
+    // the K/V of the blocks this step completed.
+    if (seq.use_prefix_cache) {
+      kv_.CacheFullBlocks(seq.tokens, seq.num_computed, seq.cache_seed, seq.block_table,
+                          seq.block_hashes);
+    }
   }
   MUSERVE_CHECK(k == sampled.size());
 }
@@ -153,7 +191,7 @@ bool Scheduler::Remove(RequestId id) {
   } else {
     waiting_.erase(KeyOf(seq));
   }
-  kv_.Free(seq->block_table);
+  ReleaseBlocks(seq);
   sequences_.erase(it);
   return true;
 }
@@ -177,9 +215,9 @@ std::vector<RequestId> Scheduler::WaitingIds() const {
 
 absl::Status Scheduler::CheckConsistency() const {
   if (absl::Status status = kv_.pool().CheckConsistency(); !status.ok()) return status;
+  if (absl::Status status = kv_.CheckIndex(); !status.ok()) return status;
   const BlockPool& pool = kv_.pool();
-  std::vector<int32_t> owners(pool.num_blocks(), 0);
-  int64_t num_owned = 0;
+  std::vector<int32_t> holders(pool.num_blocks(), 0);
   for (const auto& [id, seq] : sequences_) {
     const auto request = static_cast<uint64_t>(id);
     if (!seq->running && !seq->block_table.empty()) {
@@ -190,23 +228,36 @@ absl::Status Scheduler::CheckConsistency() const {
                                               seq->block_table.size(), " blocks for ",
                                               seq->num_computed, " computed tokens"));
     }
-    for (BlockId block : seq->block_table) {
+    if (seq->block_hashes.size() > seq->block_table.size()) {
+      return absl::InternalError(absl::StrCat("request ", request, " has more block hashes (",
+                                              seq->block_hashes.size(), ") than blocks"));
+    }
+    for (size_t i = 0; i < seq->block_table.size(); ++i) {
+      const BlockId block = seq->block_table[i];
       if (block < 0 || block >= pool.num_blocks()) {
-        return absl::InternalError(absl::StrCat("request ", request, " owns bad block ", block));
+        return absl::InternalError(absl::StrCat("request ", request, " holds bad block ", block));
       }
-      if (++owners[block] > 1) {
-        return absl::InternalError(absl::StrCat("block ", block, " is owned twice"));
-      }
-      if (pool.ref_count(block) != 1) {
+      ++holders[block];
+      if (i < seq->block_hashes.size() && pool.cached(block) &&
+          kv_.CachedHash(block) != seq->block_hashes[i]) {
         return absl::InternalError(
-            absl::StrCat("block ", block, " is owned with ref count ", pool.ref_count(block)));
+            absl::StrCat("request ", request, "'s block ", i, " is cached under another hash"));
       }
-      ++num_owned;
     }
   }
-  if (pool.num_free() != pool.num_blocks() - num_owned) {
-    return absl::InternalError(absl::StrCat("pool has ", pool.num_free(), " free blocks; ",
-                                            pool.num_blocks() - num_owned, " are not owned"));
+  int32_t num_held = 0;
+  for (BlockId block = 0; block < pool.num_blocks(); ++block) {
+    if (pool.ref_count(block) != holders[block]) {
+      return absl::InternalError(absl::StrCat("block ", block, " has ref count ",
+                                              pool.ref_count(block), " but ", holders[block],
+                                              " holders"));
+    }
+    num_held += holders[block] > 0 ? 1 : 0;
+  }
+  if (pool.num_available() != pool.num_blocks() - num_held) {
+    return absl::InternalError(absl::StrCat("pool has ", pool.num_available(),
+                                            " available blocks; ", pool.num_blocks() - num_held,
+                                            " are not held"));
   }
   if (running_.size() + waiting_.size() != sequences_.size()) {
     return absl::InternalError("a sequence is neither running nor waiting");

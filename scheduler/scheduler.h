@@ -42,6 +42,8 @@ struct SchedulerOptions {
   int32_t max_num_batched_tokens = 2048;
   int32_t num_blocks = 0;
   int32_t block_size = 16;
+  // Reuse the K/V of full blocks of identical prefixes (see KvBlockManager).
+  bool enable_prefix_caching = false;
 };
 
 // One planned step. `ids[i]` is the request of `batch.sequences[i]`.
@@ -61,7 +63,8 @@ class Scheduler {
 
   // Queues a new sequence. The caller has checked that it is not empty and
   // that its largest KV need fits the pool (MUSERVE_CHECKed: a duplicate id).
-  void Add(RequestId id, std::vector<TokenId> prompt, int32_t priority);
+  void Add(RequestId id, std::vector<TokenId> prompt, int32_t priority,
+           const PrefixCacheParams& prefix_cache = {});
 
   // Plans the next step into `step` (reused between steps). Advances the
   // computed count of every scheduled sequence. `step` is empty only when
@@ -69,8 +72,10 @@ class Scheduler {
   void Schedule(SchedulerStep& step);
 
   // Appends the engine's sampled tokens: `sampled[k]` belongs to the k-th
-  // sequence of `step` with sample == true. Must follow Schedule(step)
-  // before any Add or Remove.
+  // sequence of `step` with sample == true, and makes the step's newly
+  // completed full blocks reusable by the prefix cache. Must follow
+  // Schedule(step) (and the forward pass that computed it) before any Add or
+  // Remove.
   void ApplyOutput(const SchedulerStep& step, std::span<const TokenId> sampled);
 
   // Removes a sequence (finished or aborted), running or waiting, and frees
@@ -90,9 +95,13 @@ class Scheduler {
   std::vector<RequestId> RunningIds() const;
   std::vector<RequestId> WaitingIds() const;
 
-  // Internal error naming the first broken invariant: a block owned twice or
-  // both owned and free, a free count that differs from the pool size minus
-  // the blocks owned, a table that does not match its computed count.
+  // Internal error naming the first broken invariant: a block's reference
+  // count differing from the number of sequences holding it, a held block
+  // that is free or evictable, an available count that differs from the pool
+  // size minus the blocks held, a table that does not match its computed
+  // count, a waiting sequence holding blocks, an index entry that does not
+  // hash its block's contents, a sequence's block hash that differs from its
+  // cached block's.
   absl::Status CheckConsistency() const;
 
  private:
@@ -108,6 +117,10 @@ class Scheduler {
   // had to be preempted.
   bool GrowOrPreempt(Sequence* seq, int32_t num_new, SchedulerStep& step);
   void Preempt(Sequence* seq, SchedulerStep& step);
+  // Admission's first move: the longest cached prefix of `seq` (never its
+  // last token, which must be computed to sample from).
+  void AcquireCachedPrefix(Sequence* seq);
+  void ReleaseBlocks(Sequence* seq);
   void BuildBatch(SchedulerStep& step);
 
   SchedulerOptions options_;

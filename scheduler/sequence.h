@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/tokenizer/tokenizer.h"
+#include "scheduler/kv/block_hash.h"
 #include "scheduler/kv/block_pool.h"
 #include "scheduler/request.h"
 
@@ -28,6 +29,16 @@ struct Sequence {
   std::vector<BlockId> block_table;
   int32_t num_preemptions = 0;
   bool running = false;
+
+  // Prefix caching: whether this sequence takes part, the seed of its hash
+  // chain (from its salt), and the hashes of its first full blocks (those
+  // found in the cache or indexed after being computed; a prefix of
+  // block_table, cleared with it).
+  bool use_prefix_cache = false;
+  BlockHash cache_seed = 0;
+  std::vector<BlockHash> block_hashes;
+  // Prompt tokens found in the cache when first admitted; -1 before.
+  int32_t num_cached_prompt_tokens = -1;
 
   int32_t num_tokens() const { return static_cast<int32_t>(tokens.size()); }
   int32_t num_remaining() const { return num_tokens() - num_computed; }
