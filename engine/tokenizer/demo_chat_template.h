@@ -12,7 +12,8 @@ namespace muserve {
 // Each turn renders as "<|start_header_id|>ROLE<|end_header_id|>\n\nCONTENT<|eot_id|>"
 // (content trimmed), after a single bos_token; add_generation_prompt opens an
 // assistant header. Rendering N+1 turns extends the rendering of N turns plus
-// the assistant reply, which prefix caching relies on.
+// the assistant reply when the reply has no leading or trailing whitespace
+// (content is trimmed), which prefix caching relies on.
 inline constexpr std::string_view kDemoChatTemplate =
     "{{- bos_token }}\n"
     "{%- for message in messages %}\n"
