@@ -98,6 +98,14 @@ absl::StatusOr<ConvertedOptions> ConvertGenerationOptions(const v1::GenerationOp
                      kMaxPriorityMagnitude, "], got ", options.priority()));
   }
   out.priority = options.priority();
+  const v1::PrefixCacheOptions& cache = options.prefix_cache();
+  if (cache.salt().size() > PrefixCacheParams::kMaxCacheSaltBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("options.prefix_cache.salt is ", cache.salt().size(), " bytes; at most ",
+                     PrefixCacheParams::kMaxCacheSaltBytes, " are allowed"));
+  }
+  out.prefix_cache.enabled = !cache.has_enabled() || cache.enabled();
+  out.prefix_cache.salt = cache.salt();
   const v1::StreamOptions& stream = options.stream();
   out.shape.stream = !stream.has_stream() || stream.stream();
   out.shape.include_token_ids = !stream.has_include_token_ids() || stream.include_token_ids();

@@ -28,6 +28,7 @@ struct ConvertedOptions {
   bool max_tokens_given = false;
   int32_t priority = 0;
   bool skip_special_tokens = true;
+  PrefixCacheParams prefix_cache;
   StreamShape shape;
 };
 

@@ -101,6 +101,7 @@ absl::StatusOr<ConvertedRequest> Assemble(const std::string& request_id, Convert
   out.engine.stop = std::move(options.stop);
   out.engine.priority = options.priority;
   out.engine.skip_special_tokens = options.skip_special_tokens;
+  out.engine.prefix_cache = options.prefix_cache;
   out.shape = options.shape;
   return out;
 }

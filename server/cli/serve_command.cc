@@ -35,6 +35,8 @@ ABSL_FLAG(std::string, device, "cpu", "Backend: cpu");
 ABSL_FLAG(int32_t, max_num_seqs, 64, "Sequences in one engine step");
 ABSL_FLAG(int32_t, max_num_batched_tokens, 2048, "Tokens in one engine step");
 ABSL_FLAG(int32_t, max_queue, 1024, "Waiting requests before RESOURCE_EXHAUSTED");
+ABSL_FLAG(bool, enable_prefix_caching, true,
+          "Reuse the KV of cached prompt prefixes (multi-turn conversations)");
 ABSL_FLAG(std::string, kv_cache_memory, "1GiB", "KV cache memory (bytes, or with KiB/MiB/GiB)");
 ABSL_FLAG(int64_t, max_request_bytes, 4 << 20, "Largest accepted request, in bytes");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(30),
@@ -64,6 +66,7 @@ Flags:
   --max-num-seqs N              sequences in one engine step (default 64)
   --max-num-batched-tokens N    tokens in one engine step (default 2048)
   --max-queue N                 waiting requests before RESOURCE_EXHAUSTED (default 1024)
+  --enable-prefix-caching=BOOL  reuse the KV of cached prompt prefixes (default true)
   --kv-cache-memory SIZE        KV cache memory, e.g. 512MiB, 4GiB (default 1GiB; capped
                                 at what max-num-seqs full contexts can use)
   --block-size N                KV cache block size in tokens (default 16)
@@ -233,6 +236,7 @@ int RunServe(const std::vector<std::string_view>& args) {
   model.loop.max_num_seqs = absl::GetFlag(FLAGS_max_num_seqs);
   model.loop.max_num_batched_tokens = absl::GetFlag(FLAGS_max_num_batched_tokens);
   model.loop.max_queue = absl::GetFlag(FLAGS_max_queue);
+  model.loop.enable_prefix_caching = absl::GetFlag(FLAGS_enable_prefix_caching);
   model.max_request_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_request_bytes));
   if (auto path = absl::GetFlag(FLAGS_chat_template)) model.chat_template = *path;
   model.model_dir = absl::GetFlag(FLAGS_model);
@@ -275,8 +279,9 @@ const Command& ServeCommand() {
       "serve the model over gRPC (health, reflection, Prometheus metrics)",
       kUsage,
       {"model", "host", "port", "metrics_port", "device", "threads", "max_num_seqs",
-       "max_num_batched_tokens", "max_queue", "kv_cache_memory", "block_size", "max_request_bytes",
-       "chat_template", "drain_timeout", "stream_stall_timeout", "log_level", "log_format"},
+       "max_num_batched_tokens", "max_queue", "enable_prefix_caching", "kv_cache_memory",
+       "block_size", "max_request_bytes", "chat_template", "drain_timeout", "stream_stall_timeout",
+       "log_level", "log_format"},
       RunServe};
   return command;
 }

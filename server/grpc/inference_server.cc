@@ -95,6 +95,7 @@ absl::Status InferenceServer::LoadModel() {
             {"max_num_seqs", int64_t{info.max_batch_size()}},
             {"max_num_batched_tokens", int64_t{info.max_batched_tokens()}},
             {"max_queue", int64_t{info.max_queue()}},
+            {"prefix_caching", info.prefix_caching()},
             {"load_seconds", seconds}});
   if (!state_.draining.load()) SetHealth(true);
   return absl::OkStatus();

@@ -123,6 +123,7 @@ absl::StatusOr<std::unique_ptr<ServingModel>> ServingModel::Load(
   info.set_kv_capacity_tokens(model->limits_.kv_capacity_tokens);
   for (TokenId id : model->eos_token_ids_) info.add_eos_token_ids(id);
   info.set_has_chat_template(model->chat_template_ != nullptr);
+  info.set_prefix_caching(options.loop.enable_prefix_caching);
   return model;
 }
 

@@ -64,10 +64,23 @@ std::vector<prometheus::MetricFamily> LoadCollector::ToFamilies(const LoadSnapsh
   families.push_back(
       Gauge("muserve_kv_cache_blocks", "KV cache blocks in all.", load.kv_blocks_total));
   families.push_back(Gauge("muserve_kv_cache_used_blocks",
-                           "KV cache blocks in use (held by requests or the prefix cache).",
+                           "KV cache blocks held by requests (cached blocks nobody holds are "
+                           "evictable, and count as free).",
                            used_blocks));
   families.push_back(Gauge("muserve_kv_cache_usage_ratio",
                            "Fraction of KV cache blocks in use, 0 to 1.", usage_ratio));
+  families.push_back(Gauge("muserve_prefix_cache_blocks",
+                           "KV cache blocks whose contents the prefix cache indexes (held or not).",
+                           load.kv_blocks_cached));
+  families.push_back(Gauge("muserve_prefix_cache_evictable_blocks",
+                           "Cached KV cache blocks nobody holds: reusable until evicted.",
+                           load.kv_blocks_evictable));
+  families.push_back(Counter("muserve_prefix_cache_queries_tokens_total",
+                             "Prompt tokens of new requests looked up in the prefix cache.",
+                             static_cast<double>(load.prefix_cache_query_tokens)));
+  families.push_back(Counter("muserve_prefix_cache_hits_tokens_total",
+                             "Of those, prompt tokens found cached (their KV was reused).",
+                             static_cast<double>(load.prefix_cache_hit_tokens)));
   families.push_back(Counter("muserve_preemptions_total",
                              "Requests preempted to free KV cache blocks, since start.",
                              static_cast<double>(load.num_preemptions)));
