@@ -8,16 +8,18 @@
 //      admission order;
 //   2. running sequences with more left (a prompt being prefilled in chunks,
 //      or a recompute), each taking what it needs up to the remaining budget;
-//   3. waiting sequences in (priority, arrival) order, each chunked to the
-//      remaining budget, while blocks are free; the first one that does not
-//      fit stops admission (strict order, no overtaking). Skipped in a step
-//      that had to preempt.
+//   3. waiting sequences in (priority, arrival) order, each first taking the
+//      longest run of cached blocks at the start of its tokens (prefix
+//      caching; never its last token), then chunked to the remaining budget,
+//      while blocks are available; the first one that does not fit stops
+//      admission (strict order, no overtaking). Skipped in a step that had
+//      to preempt.
 // KV blocks are allocated for exactly the tokens a step computes. When a
 // running sequence cannot grow, the most recently admitted running sequence
 // is preempted by recompute: its blocks are freed, its computed count reset
 // and it re-enters the waiting queue at its original (priority, arrival)
-// place keeping its tokens, so it later recomputes prompt + output so far and
-// samples exactly the next token. A sequence that alone needs more blocks
+// place keeping its tokens, so it later recomputes prompt + output so far
+// (less whatever of it is still cached) and samples exactly the next token. A sequence that alone needs more blocks
 // than the pool must be refused before Add (the caller's job), which makes
 // progress certain: the oldest running sequence can always grow.
 #pragma once
