@@ -19,6 +19,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "bench/bench_model.h"
 #include "engine/api/absl_string_view.h"
 #include "engine/cpu/cpu_backend.h"
 #include "engine/model/make_model.h"
@@ -73,13 +74,6 @@ bool ParseFlags(int argc, char** argv, Flags& flags) {
     return false;
   }
   return true;
-}
-
-std::string LoadAverage() {
-  std::ifstream in("/proc/loadavg");
-  std::string line;
-  std::getline(in, line);
-  return line;
 }
 
 struct Result {
@@ -144,27 +138,12 @@ absl::StatusOr<Result> RunOnce(const std::filesystem::path& dir, const Flags& fl
 }
 
 int Run(const Flags& flags) {
-  absl::StatusOr<ModelPreset> preset = ParseModelPreset(flags.preset);
-  if (!preset.ok()) {
-    std::fprintf(stderr, "%s\n", preset.status().ToString().c_str());
-    return 2;
-  }
-  const std::filesystem::path dir =
-      std::filesystem::temp_directory_path() /
-      ("muserve_loop_bench_" + flags.preset + "_" + std::to_string(::getpid()));
-  MakeModelOptions options;
-  options.out_dir = dir;
-  options.preset = *preset;
-  if (absl::Status s = MakeModel(options); !s.ok()) {
-    std::fprintf(stderr, "MakeModel: %s\n", s.ToString().c_str());
+  auto model = BenchModel::Create(flags.preset, "loop_bench");
+  if (!model.ok()) {
+    std::fprintf(stderr, "%s\n", model.status().ToString().c_str());
     return 1;
   }
-  absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer =
-      Tokenizer::FromFile(dir / "tokenizer.json");
-  if (!tokenizer.ok()) {
-    std::fprintf(stderr, "%s\n", tokenizer.status().ToString().c_str());
-    return 1;
-  }
+  const std::filesystem::path& dir = (*model)->dir();
   std::printf("loop_bench: preset %s (f32), %d threads, %d requests x (prompt %d, output %d)\n",
               flags.preset.c_str(), flags.threads, flags.requests, flags.prompt, flags.output);
   std::printf("load average at start: %s\n", LoadAverage().c_str());
@@ -175,7 +154,7 @@ int Run(const Flags& flags) {
               "ms/step", "scheduler %", "sampling %", "plan+out %");
   int rc = 0;
   for (int32_t seqs : flags.seqs) {
-    absl::StatusOr<Result> result = RunOnce(dir, flags, seqs, **tokenizer);
+    absl::StatusOr<Result> result = RunOnce(dir, flags, seqs, (*model)->tokenizer());
     if (!result.ok()) {
       std::fprintf(stderr, "max_num_seqs %d: %s\n", seqs, result.status().ToString().c_str());
       rc = 1;
@@ -199,7 +178,6 @@ int Run(const Flags& flags) {
     std::fflush(stdout);
   }
   std::printf("load average at end: %s\n", LoadAverage().c_str());
-  std::filesystem::remove_all(dir);
   return rc;
 }
 

@@ -38,6 +38,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "bench/bench_model.h"
 #include "engine/api/absl_string_view.h"
 #include "engine/cpu/cpu_backend.h"
 #include "engine/model/make_model.h"
@@ -103,13 +104,6 @@ bool ParseFlags(int argc, char** argv, Flags& flags) {
     }
   }
   return true;
-}
-
-std::string LoadAverage() {
-  std::ifstream in("/proc/loadavg");
-  std::string line;
-  std::getline(in, line);
-  return line;
 }
 
 // Tokens of a conversation's last turn: its prompt plus its reply.
@@ -343,29 +337,14 @@ void PrintReport(const Flags& flags, const ReplayResult& on, const ReplayResult&
 }
 
 int Run(const Flags& flags) {
-  absl::StatusOr<ModelPreset> preset = ParseModelPreset(flags.preset);
-  if (!preset.ok()) {
-    std::fprintf(stderr, "%s\n", preset.status().ToString().c_str());
-    return 2;
-  }
-  const std::filesystem::path dir =
-      std::filesystem::temp_directory_path() /
-      ("muserve_prefix_cache_bench_" + flags.preset + "_" + std::to_string(::getpid()));
-  MakeModelOptions options;
-  options.out_dir = dir;
-  options.preset = *preset;
-  if (absl::Status s = MakeModel(options); !s.ok()) {
-    std::fprintf(stderr, "MakeModel: %s\n", s.ToString().c_str());
+  auto model = BenchModel::Create(flags.preset, "prefix_cache_bench");
+  if (!model.ok()) {
+    std::fprintf(stderr, "%s\n", model.status().ToString().c_str());
     return 1;
   }
-  absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer =
-      Tokenizer::FromFile(dir / "tokenizer.json");
-  if (!tokenizer.ok()) {
-    std::fprintf(stderr, "%s\n", tokenizer.status().ToString().c_str());
-    std::filesystem::remove_all(dir);
-    return 1;
-  }
-  const int32_t vocab = static_cast<int32_t>(PresetConfig(*preset, options.dtype).vocab_size);
+  const std::filesystem::path& dir = (*model)->dir();
+  const int32_t vocab =
+      static_cast<int32_t>(PresetConfig((*model)->preset(), DType::kF32).vocab_size);
   const Script script = MakeScript(flags, vocab);
   const int32_t kv_blocks = flags.kv_blocks > 0 ? flags.kv_blocks : DefaultKvBlocks(flags);
   std::printf(
@@ -381,10 +360,11 @@ int Run(const Flags& flags) {
               flags.conversations, flags.batched_tokens);
   std::printf("load average at start: %s\n", LoadAverage().c_str());
   std::fflush(stdout);
-  absl::StatusOr<ReplayResult> on = RunReplay(dir, flags, script, kv_blocks, true, **tokenizer);
+  absl::StatusOr<ReplayResult> on =
+      RunReplay(dir, flags, script, kv_blocks, true, (*model)->tokenizer());
   absl::StatusOr<ReplayResult> off =
-      on.ok() ? RunReplay(dir, flags, script, kv_blocks, false, **tokenizer) : on.status();
-  std::filesystem::remove_all(dir);
+      on.ok() ? RunReplay(dir, flags, script, kv_blocks, false, (*model)->tokenizer())
+              : on.status();
   if (!on.ok() || !off.ok()) {
     std::fprintf(stderr, "replay: %s\n",
                  (!on.ok() ? on.status() : off.status()).ToString().c_str());
