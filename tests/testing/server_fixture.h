@@ -76,6 +76,15 @@ struct Stream {
 inline Stream ReadRest(grpc::ClientReader<v1::GenerateResponse>& reader,
                        const v1::GenerateResponse& first);
 
+// A stream that ended normally after exactly `tokens` output tokens
+// (max_tokens, FINISH_REASON_LENGTH).
+inline void ExpectRanToLength(const Stream& stream, size_t tokens) {
+  EXPECT_TRUE(stream.status.ok()) << stream.status.error_message();
+  ASSERT_TRUE(stream.finished.has_value());
+  EXPECT_EQ(stream.finished->reason(), v1::FINISH_REASON_LENGTH);
+  EXPECT_EQ(stream.token_ids.size(), tokens);
+}
+
 // A whole stream.
 inline Stream Read(std::unique_ptr<grpc::ClientReader<v1::GenerateResponse>> reader) {
   v1::GenerateResponse first;
