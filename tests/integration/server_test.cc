@@ -187,10 +187,11 @@ TEST_F(ServerTest, CancellingMidStreamFreesTheRequestAndItsBlocks) {
   auto reader = stub_->Generate(&context, Greedy("a very long story", 1500));
   v1::GenerateResponse response;
   ASSERT_TRUE(reader->Read(&response));
-  EXPECT_EQ(GetLoad().running_requests(), 1);
   context.TryCancel();
   EXPECT_EQ(ReadRest(*reader, response).status.error_code(), grpc::StatusCode::CANCELLED);
   EXPECT_TRUE(WaitForIdle());
+  // Recorded as cancelled only if the engine was still generating when the
+  // cancellation reached it (a request that had finished would say length).
   EXPECT_TRUE(WaitForMetric("finish_reason=\"cancelled\""));
 }
 
