@@ -7,8 +7,13 @@
 // chat template that only appends to the history produces) and new user text.
 // User text is random token ids from --seed, identical in both replays.
 // Replies are greedy with ignore_eos, --reply-tokens long. Conversations run
-// concurrently, one client thread each: a conversation sends its next turn
-// --think-ms after its previous reply finished.
+// concurrently, one client thread each: a conversation sends its first turn
+// after a start delay and each next turn after a think time following its
+// previous reply. Both are drawn from an exponential distribution with mean
+// --think-ms (users act independently, so arrivals are a Poisson-like
+// stream), or are exactly --think-ms with --think fixed; --think-ms 0 sends
+// everything at once (every conversation in lockstep: the burstiest case).
+// The draws come from --seed and are the same in both replays.
 //
 // Reports per turn: time to first token (Finished.timings: first_token -
 // arrived, so queueing plus prefill) p50 and p90 with the cache on and off
@@ -19,7 +24,8 @@
 //
 //   prefix_cache_bench [--preset small] [--threads 2] [--conversations 32]
 //                      [--turns 6] [--system-tokens 200] [--user-tokens 100]
-//                      [--reply-tokens 100] [--think-ms 0] [--seed 1]
+//                      [--reply-tokens 100] [--think-ms 1000]
+//                      [--think exponential|fixed] [--seed 1]
 //                      [--batched-tokens 2048 (max_num_batched_tokens)]
 //                      [--kv-blocks 0 (= every conversation's full history)]
 #include <unistd.h>
@@ -58,7 +64,8 @@ struct Flags {
   int32_t system_tokens = 200;
   int32_t user_tokens = 100;
   int32_t reply_tokens = 100;
-  int32_t think_ms = 0;
+  int32_t think_ms = 1000;
+  bool think_fixed = false;       // --think fixed: every think time is exactly think_ms
   int32_t batched_tokens = 2048;  // max_num_batched_tokens, the server's default
   int32_t seed = 1;
   int32_t kv_blocks = 0;  // 0: sized so that nothing is ever evicted
@@ -91,6 +98,10 @@ bool ParseFlags(int argc, char** argv, Flags& flags) {
     const std::string value = argv[i + 1];
     if (name == "--preset") {
       flags.preset = value;
+      continue;
+    }
+    if (name == "--think" && (value == "fixed" || value == "exponential")) {
+      flags.think_fixed = value == "fixed";
       continue;
     }
     bool ok = false;
@@ -139,11 +150,14 @@ struct ReplayResult {
   LoadSnapshot load;
 };
 
-// The user text of every turn of every conversation, and the shared system
-// prompt: the same in both replays.
+// The user text of every turn of every conversation, the shared system
+// prompt, and the pause before every turn: the same in both replays.
 struct Script {
   std::vector<TokenId> system;
   std::vector<std::vector<std::vector<TokenId>>> user;  // [conversation][turn]
+  // [conversation][turn]: before turn 0 the conversation's start delay, before
+  // a later turn the think time after the previous reply.
+  std::vector<std::vector<std::chrono::microseconds>> pause;
 };
 
 Script MakeScript(const Flags& flags, int32_t vocab) {
@@ -158,6 +172,16 @@ Script MakeScript(const Flags& flags, int32_t vocab) {
       for (int32_t i = 0; i < flags.user_tokens; ++i) text.push_back(token(rng));
     }
   }
+  // Drawn after the text so that the text does not depend on --think.
+  std::exponential_distribution<double> think(1.0);
+  script.pause.resize(flags.conversations);
+  for (auto& conversation : script.pause) {
+    for (int32_t turn = 0; turn < flags.turns; ++turn) {
+      const double scale = flags.think_fixed ? 1.0 : think(rng);
+      conversation.push_back(std::chrono::microseconds(
+          static_cast<int64_t>(std::llround(scale * 1000.0 * flags.think_ms))));
+    }
+  }
   return script;
 }
 
@@ -168,9 +192,8 @@ absl::Status RunConversation(EngineLoop& loop, const Flags& flags, const Script&
   for (int32_t turn = 0; turn < flags.turns; ++turn) {
     if (turn > 0) {
       history.insert(history.end(), out[turn - 1].reply.begin(), out[turn - 1].reply.end());
-      if (flags.think_ms > 0)
-        std::this_thread::sleep_for(std::chrono::milliseconds(flags.think_ms));
     }
+    std::this_thread::sleep_for(script.pause[conversation][turn]);
     const std::vector<TokenId>& user = script.user[conversation][turn];
     history.insert(history.end(), user.begin(), user.end());
     Request request;
@@ -350,10 +373,10 @@ int Run(const Flags& flags) {
   std::printf(
       "prefix_cache_bench: preset %s (f32), %d threads; %d conversations x %d turns; shared "
       "system prompt %d tokens, user text %d and reply %d tokens per turn (greedy, ignore_eos), "
-      "think %d ms; last prompt %d tokens\n",
+      "think %s %d ms; last prompt %d tokens\n",
       flags.preset.c_str(), flags.threads, flags.conversations, flags.turns, flags.system_tokens,
-      flags.user_tokens, flags.reply_tokens, flags.think_ms,
-      ConversationTokens(flags) - flags.reply_tokens);
+      flags.user_tokens, flags.reply_tokens, flags.think_fixed ? "fixed" : "exponential, mean",
+      flags.think_ms, ConversationTokens(flags) - flags.reply_tokens);
   std::printf("KV pool: %d blocks of %d tokens (%s); max_num_seqs %d, max_num_batched_tokens %d\n",
               kv_blocks, kBlockSize,
               flags.kv_blocks > 0 ? "--kv-blocks" : "every history, no eviction",
