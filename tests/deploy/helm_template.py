@@ -72,11 +72,15 @@ def _parse(items, name, pos=0, stop=("end",)):
             then, pos, kw = _parse(items, name, pos + 1, ("end", "else"))
             other = []
             if kw == "else":
-                other, pos, _ = _parse(items, name, pos + 1, ("end",))
+                other, pos, kw = _parse(items, name, pos + 1, ("end",))
+            if kw is None:
+                raise TemplateError(f"{name}: {{{{ {body} }}}} has no {{{{ end }}}}")
             nodes.append((word, rest, then, other))
             pos += 1
         elif word == "define":
-            body_nodes, pos, _ = _parse(items, name, pos + 1, ("end",))
+            body_nodes, pos, kw = _parse(items, name, pos + 1, ("end",))
+            if kw is None:
+                raise TemplateError(f"{name}: {{{{ {body} }}}} has no {{{{ end }}}}")
             nodes.append(("define", _string_literal(rest, name), body_nodes))
             pos += 1
         elif word in ("template", "block", "break", "continue") or ":=" in body or "=" == word:

@@ -1,0 +1,238 @@
+#!/usr/bin/env python3
+"""The Helm chart (deploy/helm/muserve) against the server it deploys.
+
+Renders the chart's templates (with helm when it is installed, else with
+helm_template.py) for the default values, for values-gpu.yaml and with
+autoscaling on, lints every YAML file and rendering, and checks that what
+the chart tells Kubernetes and Prometheus matches the real server: the flags
+in the container command exist in `muserve serve --help`, the probes and
+Service target the ports the command sets, the model mount is the --model
+directory, the grace period covers the preStop sleep and the drain, and every
+metric (and label) named by the alerts, the autoscaler and the adapter rules
+is on a running server's /metrics.
+
+Usage: chart_test.py MUSERVE_BINARY REPO_DIR MODEL_DIR
+"""
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+MUSERVE, REPO, MODEL_DIR = sys.argv[1:4]
+del sys.argv[1:4]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import yaml  # noqa: E402
+
+import helm_template  # noqa: E402
+from muserve_process import MuserveServer, metric_families  # noqa: E402
+
+CHART = os.path.join(REPO, "deploy", "helm", "muserve")
+YAMLLINT_CONFIG = os.path.join(REPO, "deploy", ".yamllint")
+
+
+def load_yaml(path):
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+# The value sets the chart is rendered with: every template and branch the
+# chart has is exercised by at least one of them.
+VALUE_SETS = {
+    "defaults": {},
+    "gpu": load_yaml(os.path.join(CHART, "values-gpu.yaml")),
+    "autoscaling": {"autoscaling": {"enabled": True},
+                    "server": {"extraArgs": ["--max-request-bytes=8388608"]}},
+}
+
+
+def render_with_helm(values):
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+        yaml.safe_dump(values, f)
+        f.flush()
+        out = subprocess.run(["helm", "template", "muserve", CHART, "-f", f.name],
+                             check=True, capture_output=True, text=True).stdout
+    return out
+
+
+def render(values):
+    """(rendered text, [parsed documents])."""
+    if shutil.which("helm"):
+        text = render_with_helm(values)
+        return text, [d for d in yaml.safe_load_all(text) if d is not None]
+    chart = helm_template.Chart(CHART)
+    text = "".join(f"---\n# Source: {name}\n{body.strip()}\n"
+                   for name, body in chart.render(values).items() if body.strip())
+    return text, [doc for _, doc in chart.render_documents(values)]
+
+
+def by_kind(documents, kind):
+    return [d for d in documents if d.get("kind") == kind]
+
+
+def container(documents):
+    (deployment,) = by_kind(documents, "Deployment")
+    (main,) = deployment["spec"]["template"]["spec"]["containers"]
+    return deployment, main
+
+
+def flag_values(args):
+    """{"--port": "50051", ...} from ["serve", "--port=50051", ...]."""
+    flags = {}
+    for arg in args:
+        if arg.startswith("--"):
+            name, _, value = arg.partition("=")
+            flags[name] = value
+    return flags
+
+
+def serve_help_flags():
+    result = subprocess.run([MUSERVE, "serve", "--help"], capture_output=True, text=True)
+    return set(re.findall(r"(?m)^\s+(--[a-z][a-z0-9-]*)", result.stdout + result.stderr))
+
+
+class ChartRendersAndLints(unittest.TestCase):
+    def test_every_yaml_file_and_rendering_passes_yamllint(self):
+        files = [p for p in glob.glob(os.path.join(REPO, "deploy", "**", "*.yaml"), recursive=True)
+                 if "/templates/" not in p]
+        self.assertIn(os.path.join(CHART, "values.yaml"), files)
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, values in VALUE_SETS.items():
+                path = os.path.join(tmp, f"rendered-{name}.yaml")
+                with open(path, "w") as f:
+                    f.write(render(values)[0])
+                files.append(path)
+            result = subprocess.run(["yamllint", "--strict", "-c", YAMLLINT_CONFIG, *files],
+                                    capture_output=True, text=True)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+
+    def test_renders_the_objects_a_replica_set_needs(self):
+        kinds = sorted(d["kind"] for d in render({})[1])
+        self.assertEqual(kinds, ["Deployment", "PodDisruptionBudget", "PrometheusRule", "Service",
+                                 "ServiceMonitor"])
+        kinds = [d["kind"] for d in render(VALUE_SETS["autoscaling"])[1]]
+        self.assertIn("HorizontalPodAutoscaler", kinds)
+        deployment, _ = container(render(VALUE_SETS["autoscaling"])[1])
+        self.assertNotIn("replicas", deployment["spec"], "the HPA owns the replica count")
+
+    def test_the_renderer_refuses_what_it_cannot_render(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            shutil.copytree(CHART, os.path.join(tmp, "chart"))
+            extra = os.path.join(tmp, "chart", "templates", "extra.yaml")
+            for construct in ['{{ template "muserve.fullname" . }}', "{{ .Values.x | b64enc }}",
+                              "{{ $x := 1 }}", "{{ if .Values.x }}open"]:
+                with open(extra, "w") as f:
+                    f.write(f"a: {construct}\n")
+                with self.assertRaises(helm_template.TemplateError, msg=construct):
+                    helm_template.Chart(os.path.join(tmp, "chart")).render()
+
+    def test_gpu_values_request_gpus_and_select_gpu_nodes(self):
+        deployment, main = container(render(VALUE_SETS["gpu"])[1])
+        self.assertEqual(main["resources"]["limits"]["nvidia.com/gpu"], 1)
+        self.assertIn("nvidia.com/gpu.present", deployment["spec"]["template"]["spec"]["nodeSelector"])
+        _, cpu_main = container(render({})[1])
+        self.assertNotIn("nvidia.com/gpu", cpu_main["resources"]["limits"])
+
+
+class ChartMatchesTheServer(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.help_flags = serve_help_flags()
+        assert "--port" in cls.help_flags, "could not read muserve serve --help"
+
+    def test_container_flags_exist_in_serve_help(self):
+        for name, values in VALUE_SETS.items():
+            _, main = container(render(values)[1])
+            self.assertEqual(main["args"][0], "serve")
+            unknown = set(flag_values(main["args"])) - self.help_flags
+            self.assertFalse(unknown, f"{name}: flags not in `muserve serve --help`: {unknown}")
+
+    def test_probes_and_ports_are_the_ones_the_command_sets(self):
+        for name, values in VALUE_SETS.items():
+            documents = render(values)[1]
+            deployment, main = container(documents)
+            flags = flag_values(main["args"])
+            grpc_port, metrics_port = int(flags["--port"]), int(flags["--metrics-port"])
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                self.assertEqual(main[probe]["grpc"]["port"], grpc_port, f"{name}: {probe}")
+            ports = {p["name"]: p["containerPort"] for p in main["ports"]}
+            self.assertEqual(ports, {"grpc": grpc_port, "metrics": metrics_port})
+            (service,) = by_kind(documents, "Service")
+            self.assertEqual(service["spec"]["clusterIP"], "None", "headless, for client-side LB")
+            service_ports = {p["name"]: p for p in service["spec"]["ports"]}
+            for port in service_ports.values():
+                self.assertIn(port["targetPort"], ports)
+            (monitor,) = by_kind(documents, "ServiceMonitor")
+            for endpoint in monitor["spec"]["endpoints"]:
+                self.assertEqual(service_ports[endpoint["port"]]["targetPort"], "metrics")
+            selector = deployment["spec"]["selector"]["matchLabels"]
+            self.assertEqual(service["spec"]["selector"], selector)
+            self.assertEqual(deployment["spec"]["template"]["metadata"]["labels"], selector)
+
+    def test_model_volume_is_mounted_where_model_points(self):
+        documents = render({})[1]
+        deployment, main = container(documents)
+        mounts = {m["name"]: m for m in main["volumeMounts"]}
+        self.assertEqual(mounts["model"]["mountPath"], flag_values(main["args"])["--model"])
+        self.assertTrue(mounts["model"]["readOnly"])
+        volumes = {v["name"] for v in deployment["spec"]["template"]["spec"]["volumes"]}
+        self.assertIn("model", volumes)
+
+    def test_grace_period_covers_the_pre_stop_sleep_and_the_drain(self):
+        deployment, main = container(render({})[1])
+        grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        sleep = main["lifecycle"]["preStop"]["exec"]["command"]
+        self.assertEqual(sleep[0], "sleep")
+        drain = flag_values(main["args"])["--drain-timeout"]
+        self.assertRegex(drain, r"^\d+s$")
+        self.assertGreater(grace, int(sleep[1]) + int(drain[:-1]))
+
+    def test_metrics_in_alerts_and_autoscaling_exist_on_a_running_server(self):
+        with MuserveServer(MUSERVE, MODEL_DIR) as server:
+            done = subprocess.run([MUSERVE, "complete", "--target", server.target, "--max-tokens",
+                                   "4", "Once upon a time"], capture_output=True, text=True)
+            self.assertEqual(done.returncode, 0, done.stderr)
+            families = metric_families(server.metrics())
+            code = server.stop()
+        self.assertEqual(code, 0)
+        exposed = {}  # sample name -> label names seen on it
+        for kind, samples in families.values():
+            for sample, labels in samples:
+                exposed.setdefault(sample, set()).update(labels)
+        self.assertIn("muserve_requests_total", exposed)
+
+        documents = render(VALUE_SETS["autoscaling"])[1]
+        (rule,) = by_kind(documents, "PrometheusRule")
+        expressions = [r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]]
+        self.assertGreaterEqual(len(expressions), 5)
+        adapter = load_yaml(os.path.join(CHART, "prometheus-adapter-rules.yaml"))
+        adapter_series = []
+        for adapter_rule in adapter["rules"]["custom"]:
+            self.assertEqual(adapter_rule["name"]["as"], "$1", "the adapter keeps metric names")
+            expressions.append(adapter_rule["seriesQuery"])
+            adapter_series += re.findall(r"\bmuserve_\w+", adapter_rule["seriesQuery"])
+        named = set()
+        for expr in expressions:
+            for name in re.findall(r"\bmuserve_\w+", expr):
+                named.add(name)
+                self.assertIn(name, exposed, f"{name} (in {expr!r}) is not on /metrics")
+            for name, matchers in re.findall(r"\b(muserve_\w+)\{([^}]*)\}", expr):
+                for label in re.findall(r"(\w+)\s*(?:=~|!~|!=|=)", matchers):
+                    if label in ("namespace", "pod"):
+                        continue  # added by the scrape, not by the server
+                    self.assertIn(label, exposed[name], f"label {label} of {name}")
+        for family in ("muserve_time_to_first_token_seconds_bucket", "muserve_waiting_requests",
+                       "muserve_kv_cache_usage_ratio", "muserve_preemptions_total",
+                       "muserve_requests_total"):
+            self.assertIn(family, named, "the issue's alerts and autoscaling metrics")
+        (hpa,) = by_kind(documents, "HorizontalPodAutoscaler")
+        for metric in hpa["spec"]["metrics"]:
+            self.assertIn(metric["pods"]["metric"]["name"], adapter_series)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
