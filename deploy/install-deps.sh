@@ -19,6 +19,8 @@ packages=(
   prometheus-cpp-dev                            # /metrics
   libspdlog-dev                                 # logs (text and JSON lines)
   python3-grpcio python3-protobuf               # the API test from an independent client
+  python3-yaml yamllint                         # tests only: the Helm chart's checks, YAML lint
+  prometheus                                    # tests only: scrapes a server, loads the alerts (promtool)
 )
 
 missing=()

@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""gRPC load balancing across replicas, the way docs/operations.md tells
+clients to connect: two real `muserve serve` replicas behind one name that
+resolves to both addresses (here gRPC's ipv4: target, standing in for the
+headless Service's DNS name), and a channel with the documented service
+config. round_robin spreads requests over both replicas on long-lived
+HTTP/2 connections, where the default pick_first pins every request to one;
+with client-side health checking, a draining replica (NOT_SERVING) stops
+getting new requests at once, before its connection closes.
+
+Usage: load_balancing_test.py MUSERVE_BINARY REPO_DIR MODEL_DIR
+"""
+import json
+import os
+import sys
+import time
+import unittest
+
+MUSERVE, REPO, MODEL_DIR = sys.argv[1:4]
+del sys.argv[1:4]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import grpc  # noqa: E402
+
+from muserve_process import MuserveServer, load_stubs  # noqa: E402
+
+pb, pb_grpc, _, _ = load_stubs(os.path.join(REPO, "proto"))
+NUM_REQUESTS = 20
+
+# The service config of docs/operations.md ("Load balancing").
+ROUND_ROBIN = {
+    "loadBalancingConfig": [{"round_robin": {}}],
+    "healthCheckConfig": {"serviceName": "muserve.v1.Inference"},
+}
+
+
+def requests_served(server):
+    """Generate calls the replica finished OK, from its own /metrics."""
+    total = 0.0
+    for line in server.metrics().splitlines():
+        if line.startswith("muserve_requests_total{") and 'code="OK"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return int(total)
+
+
+def generate(stub, max_tokens=2):
+    request = pb.GenerateRequest(
+        text="hello", options=pb.GenerationOptions(
+            stopping=pb.StoppingOptions(max_tokens=max_tokens, ignore_eos=True)))
+    return list(stub.Generate(request, timeout=10))
+
+
+class LoadBalancingTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.replicas = [MuserveServer(MUSERVE, MODEL_DIR, ["--drain-timeout=60s"]).wait_serving()
+                        for _ in range(2)]
+        cls.target = "ipv4:" + ",".join(r.target for r in cls.replicas)
+
+    @classmethod
+    def tearDownClass(cls):
+        for replica in cls.replicas:
+            replica.__exit__(None, None, None)
+
+    def served(self):
+        return [requests_served(r) for r in self.replicas]
+
+    def run_requests(self, options):
+        """Requests each replica served of NUM_REQUESTS sent over one channel,
+        once the channel has settled (round_robin's second connection may
+        become ready a moment after the first)."""
+        with grpc.insecure_channel(self.target, options=options) as channel:
+            grpc.channel_ready_future(channel).result(timeout=10)
+            stub = pb_grpc.InferenceStub(channel)
+            start = self.served()
+            for _ in range(10):
+                generate(stub)
+                if all(now > was for now, was in zip(self.served(), start)):
+                    break
+            before = self.served()
+            for _ in range(NUM_REQUESTS):
+                generate(stub)
+            return [after - b for after, b in zip(self.served(), before)]
+
+    def test_1_pick_first_pins_every_request_to_one_replica(self):
+        counts = self.run_requests([])
+        self.assertEqual(sorted(counts), [0, NUM_REQUESTS], counts)
+
+    def test_2_round_robin_spreads_requests_over_every_replica(self):
+        counts = self.run_requests([("grpc.service_config", json.dumps(ROUND_ROBIN))])
+        self.assertEqual(sum(counts), NUM_REQUESTS)
+        self.assertEqual(counts, [NUM_REQUESTS // 2] * 2, counts)
+
+    def test_3_a_draining_replica_gets_no_new_requests(self):
+        options = [("grpc.service_config", json.dumps(ROUND_ROBIN))]
+        draining, other = self.replicas
+        with grpc.insecure_channel(self.target, options=options) as channel, \
+                grpc.insecure_channel(draining.target) as direct:
+            grpc.channel_ready_future(channel).result(timeout=10)
+            stub = pb_grpc.InferenceStub(channel)
+            generate(stub)
+            # A long stream that keeps the draining replica up (it waits for
+            # the stream) while it is NOT_SERVING.
+            request = pb.GenerateRequest(
+                text="a long story", options=pb.GenerationOptions(
+                    stopping=pb.StoppingOptions(max_tokens=1800, ignore_eos=True)))
+            long_stream = pb_grpc.InferenceStub(direct).Generate(request, timeout=60)
+            next(long_stream)
+            before = self.served()
+            draining.signal()
+            time.sleep(0.5)  # the health watch reports NOT_SERVING
+            for _ in range(NUM_REQUESTS):
+                generate(stub)  # any UNAVAILABLE from the draining replica raises
+            after = self.served()
+            self.assertIsNone(draining.process.poll(), "the replica exited before the check")
+            self.assertEqual(after[0] - before[0], 0, "requests reached the draining replica")
+            self.assertEqual(after[1] - before[1], NUM_REQUESTS)
+            for _ in long_stream:
+                pass
+        self.assertEqual(draining.process.wait(timeout=60), 0)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
