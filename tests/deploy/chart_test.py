@@ -219,12 +219,13 @@ class ChartMatchesTheServer(unittest.TestCase):
         for expr in expressions:
             for name in re.findall(r"\bmuserve_\w+", expr):
                 named.add(name)
-                self.assertIn(name, exposed, f"{name} (in {expr!r}) is not on /metrics")
+                self.assertTrue(name in exposed, f"{name} (in {expr!r}) is not on /metrics")
             for name, matchers in re.findall(r"\b(muserve_\w+)\{([^}]*)\}", expr):
                 for label in re.findall(r"(\w+)\s*(?:=~|!~|!=|=)", matchers):
                     if label in ("namespace", "pod"):
                         continue  # added by the scrape, not by the server
-                    self.assertIn(label, exposed[name], f"label {label} of {name}")
+                    self.assertTrue(label in exposed[name],
+                                    f"{name} has no label {label} on /metrics (in {expr!r})")
         for family in ("muserve_time_to_first_token_seconds_bucket", "muserve_waiting_requests",
                        "muserve_kv_cache_usage_ratio", "muserve_preemptions_total",
                        "muserve_requests_total"):

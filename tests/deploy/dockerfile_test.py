@@ -6,7 +6,7 @@ and only the runtime libraries that `ldd` finds on the built binary, the
 model volume is where the chart mounts it, and the default command's flags
 exist in `muserve serve --help`.
 
-Usage: dockerfile_test.py MUSERVE_BINARY REPO_DIR
+Usage: dockerfile_test.py MUSERVE_BINARY REPO_DIR BUILD_DIR
 """
 import json
 import os
@@ -15,8 +15,8 @@ import subprocess
 import sys
 import unittest
 
-MUSERVE, REPO = sys.argv[1:3]
-del sys.argv[1:3]
+MUSERVE, REPO, BUILD_DIR = sys.argv[1:4]
+del sys.argv[1:4]
 
 import yaml  # noqa: E402
 
@@ -94,7 +94,9 @@ class DockerfileTest(unittest.TestCase):
             self.assertEqual(self.stages[root]["from"], "debian:${DEBIAN_RELEASE}-slim", stage)
             copies = instructions(self.stages, stage, "COPY")
             from_builders = [c for c in copies if c.startswith("--from=")]
-            self.assertEqual(from_builders, [f"--from=builder-{stage} /src/build/muserve "
+            # The builders build into /src/build, as this build tree's binary.
+            binary = os.path.join("/src/build", os.path.relpath(MUSERVE, BUILD_DIR))
+            self.assertEqual(from_builders, [f"--from=builder-{stage} {binary} "
                                              "/usr/local/bin/muserve"])
 
     def test_final_images_install_no_compiler(self):
@@ -145,13 +147,23 @@ class DockerfileTest(unittest.TestCase):
         ldd = subprocess.run(["ldd", MUSERVE], capture_output=True, text=True, check=True).stdout
         libraries = re.findall(r"=> (/\S+)", ldd)
         self.assertTrue(libraries, ldd)
-        owners = set()
+        candidates = {}  # library -> the names dpkg may know it by
         for library in libraries:
-            candidates = {library, os.path.realpath(library)}
-            candidates |= {re.sub(r"^/usr/lib/", "/lib/", p) for p in list(candidates)}
-            query = subprocess.run(["dpkg-query", "-S", *sorted(candidates)], capture_output=True,
-                                   text=True)
-            packages = {line.split(":")[0] for line in query.stdout.splitlines() if ":" in line}
+            names = {library, os.path.realpath(library)}
+            # Debian 12 merges /lib into /usr/lib; dpkg knows each file by one
+            # of the two names.
+            names |= {re.sub(r"^/usr/lib/", "/lib/", n) for n in list(names)}
+            names |= {"/usr" + n for n in list(names) if n.startswith("/lib/")}
+            candidates[library] = names
+        query = subprocess.run(["dpkg-query", "-S", *sorted(set().union(*candidates.values()))],
+                               capture_output=True, text=True)
+        owner_of = {}
+        for line in query.stdout.splitlines():
+            packages, _, path = line.partition(": ")
+            owner_of[path] = {p.split(":")[0] for p in packages.split(", ")}
+        owners = set()
+        for library, names in candidates.items():
+            packages = set().union(*(owner_of.get(n, set()) for n in names))
             self.assertTrue(packages, f"no Debian package owns {library}")
             owners |= packages
         listed = set(package_list("runtime-packages.txt"))

@@ -43,9 +43,9 @@ def requests_served(server):
     return int(total)
 
 
-def generate(stub, max_tokens=2):
+def generate(stub, max_tokens=2, request_id=""):
     request = pb.GenerateRequest(
-        text="hello", options=pb.GenerationOptions(
+        request_id=request_id, text="hello", options=pb.GenerationOptions(
             stopping=pb.StoppingOptions(max_tokens=max_tokens, ignore_eos=True)))
     return list(stub.Generate(request, timeout=10))
 
@@ -99,25 +99,34 @@ class LoadBalancingTest(unittest.TestCase):
             grpc.channel_ready_future(channel).result(timeout=10)
             stub = pb_grpc.InferenceStub(channel)
             generate(stub)
-            # A long stream that keeps the draining replica up (it waits for
-            # the stream) while it is NOT_SERVING.
-            request = pb.GenerateRequest(
+            # Long streams that keep the draining replica up (it waits for
+            # them) while it is NOT_SERVING.
+            long_request = pb.GenerateRequest(
                 text="a long story", options=pb.GenerationOptions(
-                    stopping=pb.StoppingOptions(max_tokens=1800, ignore_eos=True)))
-            long_stream = pb_grpc.InferenceStub(direct).Generate(request, timeout=60)
-            next(long_stream)
-            before = self.served()
+                    stopping=pb.StoppingOptions(max_tokens=2000, ignore_eos=True)))
+            long_streams = [pb_grpc.InferenceStub(direct).Generate(long_request, timeout=60)
+                            for _ in range(4)]
+            for stream in long_streams:
+                next(stream)
             draining.signal()
-            time.sleep(0.5)  # the health watch reports NOT_SERVING
-            for _ in range(NUM_REQUESTS):
-                generate(stub)  # any UNAVAILABLE from the draining replica raises
-            after = self.served()
-            self.assertIsNone(draining.process.poll(), "the replica exited before the check")
-            self.assertEqual(after[0] - before[0], 0, "requests reached the draining replica")
-            self.assertEqual(after[1] - before[1], NUM_REQUESTS)
-            for _ in long_stream:
-                pass
+            time.sleep(0.2)  # the health watch reports NOT_SERVING
+            ids = [f"after-drain-{i}" for i in range(NUM_REQUESTS // 2)]
+            for request_id in ids:
+                generate(stub, request_id=request_id)  # an UNAVAILABLE would raise
+            self.assertIsNone(draining.process.poll(),
+                              "the replica exited before the requests were sent: inconclusive")
+            for stream in long_streams:
+                for _ in stream:
+                    pass
         self.assertEqual(draining.process.wait(timeout=60), 0)
+        # Each replica logs the id of every request it ran.
+        for request_id in ids:
+            self.assertNotIn(f"id={request_id} ", draining.log_text())
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and f"id={ids[-1]} " not in other.log_text():
+            time.sleep(0.05)
+        for request_id in ids:
+            self.assertIn(f"id={request_id} ", other.log_text())
 
 
 if __name__ == "__main__":
