@@ -14,6 +14,12 @@ namespace {
 using grpc::health::v1::HealthCheckRequest;
 using grpc::health::v1::HealthCheckResponse;
 
+// round_robin keeps a connection to every address the target resolves to and
+// sends each call to the next one; gRPC's default, pick_first, would send all
+// calls over one long-lived connection to one replica. No client-side health
+// checking here: `muserve health` must reach replicas that are NOT_SERVING.
+constexpr char kServiceConfig[] = R"({"loadBalancingConfig": [{"round_robin": {}}]})";
+
 // Sets up `context` for one call and keeps `options.canceller` attached to it
 // for the scope's lifetime.
 class ScopedCall {
@@ -73,8 +79,10 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
 absl::StatusOr<std::unique_ptr<InferenceClient>> InferenceClient::Connect(const std::string& target,
                                                                           absl::Duration timeout) {
   if (target.empty()) return absl::InvalidArgumentError("target must be host:port, got \"\"");
+  grpc::ChannelArguments arguments;
+  arguments.SetServiceConfigJSON(kServiceConfig);
   std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+      grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), arguments);
   const auto deadline = std::chrono::system_clock::now() + absl::ToChronoNanoseconds(timeout);
   if (!channel->WaitForConnected(deadline)) {
     return absl::UnavailableError(

@@ -31,9 +31,12 @@ using ChunkCallback = std::function<void(const v1::Chunk&)>;
 
 class InferenceClient {
  public:
-  // Opens an insecure channel to `target` ("host:port") and waits up to
-  // `timeout` for it to connect. UNAVAILABLE when it does not, naming the
-  // target; INVALID_ARGUMENT for an empty target.
+  // Opens an insecure channel to `target` ("host:port", or any gRPC target
+  // such as "dns:///muserve.ns.svc:50051" or "ipv4:10.0.0.1:50051,10.0.0.2:50051")
+  // and waits up to `timeout` for it to connect. A target that resolves to
+  // several replicas gets round_robin balancing, so calls spread over all of
+  // them instead of pinning to the first. UNAVAILABLE when it does not
+  // connect, naming the target; INVALID_ARGUMENT for an empty target.
   static absl::StatusOr<std::unique_ptr<InferenceClient>> Connect(const std::string& target,
                                                                   absl::Duration timeout);
 

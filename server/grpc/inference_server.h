@@ -32,6 +32,11 @@ struct ServerOptions {
   // A stream whose client has not taken a response for this long is
   // cancelled (its request aborted).
   std::chrono::milliseconds stream_stall_timeout{30000};
+  // A client connection is closed gracefully (GOAWAY: calls in flight run to
+  // their end, new ones go over a new connection) after about this long, so
+  // that clients balancing over a DNS name re-resolve it and find replicas
+  // added since they connected.
+  std::chrono::milliseconds max_connection_age{std::chrono::minutes(5)};
 };
 
 class InferenceServer {

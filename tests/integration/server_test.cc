@@ -397,5 +397,21 @@ TEST_F(ServerTest, TokenizeAndDetokenizeRoundTrip) {
   EXPECT_THAT(bad.error_message(), HasSubstr("token_ids["));
 }
 
+TEST_F(ServerTest, ConnectionsPastTheirMaxAgeAreClosedGracefullyAndClientsReconnect) {
+  ServerOptions options = TinyServerOptions();
+  options.max_connection_age = std::chrono::milliseconds(200);
+  ASSERT_NO_FATAL_FAILURE(StartServer(options));
+  ExpectRanToLength(Run(Greedy("before", 4)), 4);
+  ASSERT_EQ(channel_->GetState(false), GRPC_CHANNEL_READY);
+  // The server's GOAWAY moves the channel out of READY: its next call opens a
+  // new connection, re-resolving the target (how DNS clients find new replicas).
+  const auto until = Clock::now() + std::chrono::seconds(10);
+  while (channel_->GetState(false) == GRPC_CHANNEL_READY && Clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_NE(channel_->GetState(false), GRPC_CHANNEL_READY);
+  ExpectRanToLength(Run(Greedy("after", 4)), 4);
+}
+
 }  // namespace
 }  // namespace muserve::server::testing

@@ -5,6 +5,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
@@ -258,6 +259,30 @@ TEST(ClientConnectTest, UnreachableTargetFailsWithUnavailableWithinTheTimeout) {
 
   EXPECT_EQ(InferenceClient::Connect("", absl::Seconds(1)).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ClientConnectTest, TargetResolvingToSeveralReplicasSpreadsCallsOverAll) {
+  FakeInferenceServer first;
+  FakeInferenceServer second;
+  // What a headless Service's DNS name resolves to, without DNS.
+  auto client = InferenceClient::Connect(
+      absl::StrCat("ipv4:", first.target(), ",", second.target()), absl::Seconds(5));
+  ASSERT_TRUE(client.ok()) << client.status();
+  v1::GenerateRequest request;
+  request.set_text("hello");
+  constexpr int kCalls = 20;
+  for (int i = 0; i < kCalls; ++i) {
+    ASSERT_TRUE((*client)
+                    ->Generate(
+                        request, [](const v1::Chunk&) {}, CallOptions())
+                    .ok());
+  }
+  const size_t on_first = first.inference().generate_requests().size();
+  const size_t on_second = second.inference().generate_requests().size();
+  EXPECT_EQ(on_first + on_second, size_t{kCalls});
+  // The second connection may become ready a call or two after the first.
+  EXPECT_GE(on_first, size_t{kCalls / 4});
+  EXPECT_GE(on_second, size_t{kCalls / 4});
 }
 
 }  // namespace
