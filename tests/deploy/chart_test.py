@@ -7,9 +7,10 @@ autoscaling on, lints every YAML file and rendering, and checks that what
 the chart tells Kubernetes and Prometheus matches the real server: the flags
 in the container command exist in `muserve serve --help`, the probes and
 Service target the ports the command sets, the model mount is the --model
-directory, the grace period covers the preStop sleep and the drain, and every
-metric (and label) named by the alerts, the autoscaler and the adapter rules
-is on a running server's /metrics.
+directory, the grace period covers the preStop sleep and the drain, a server
+started with the chart's flags and values serves, and every metric (and
+label) named by the alerts, the autoscaler and the adapter rules is on its
+/metrics.
 
 Usage: chart_test.py MUSERVE_BINARY REPO_DIR MODEL_DIR
 """
@@ -191,8 +192,14 @@ class ChartMatchesTheServer(unittest.TestCase):
         self.assertRegex(drain, r"^\d+s$")
         self.assertGreater(grace, int(sleep[1]) + int(drain[:-1]))
 
-    def test_metrics_in_alerts_and_autoscaling_exist_on_a_running_server(self):
-        with MuserveServer(MUSERVE, MODEL_DIR) as server:
+    def test_server_runs_with_the_charts_flags_and_has_every_metric_alerts_use(self):
+        # The server runs with the chart's own flags and values, but the
+        # model, address and ports of this test.
+        _, main = container(render({})[1])
+        local = ("--model", "--host", "--port", "--metrics-port")
+        chart_args = [a for a in main["args"][1:] if a.partition("=")[0] not in local]
+        self.assertIn("--log-format=json", chart_args)
+        with MuserveServer(MUSERVE, MODEL_DIR, chart_args) as server:
             done = subprocess.run([MUSERVE, "complete", "--target", server.target, "--max-tokens",
                                    "4", "Once upon a time"], capture_output=True, text=True)
             self.assertEqual(done.returncode, 0, done.stderr)

@@ -32,8 +32,9 @@ class MuserveServer:
         while time.monotonic() < deadline:
             text = self.log_text()
             if re.search(r"\bserving\b", text):
-                self.port = int(re.search(r"grpc=127\.0\.0\.1:(\d+)", text).group(1))
-                self.metrics_port = int(re.search(r"metrics_port=(\d+)", text).group(1))
+                # Text (grpc=127.0.0.1:P) or JSON ("grpc":"127.0.0.1:P") lines.
+                self.port = int(re.search(r'grpc"?[=:]"?127\.0\.0\.1:(\d+)', text).group(1))
+                self.metrics_port = int(re.search(r'metrics_port"?[=:](\d+)', text).group(1))
                 return self
             if self.process.poll() is not None:
                 raise RuntimeError(f"muserve serve exited with {self.process.returncode}:\n{text}")
