@@ -134,7 +134,8 @@ class ChartRendersAndLints(unittest.TestCase):
     def test_gpu_values_request_gpus_and_select_gpu_nodes(self):
         deployment, main = container(render(VALUE_SETS["gpu"])[1])
         self.assertEqual(main["resources"]["limits"]["nvidia.com/gpu"], 1)
-        self.assertIn("nvidia.com/gpu.present", deployment["spec"]["template"]["spec"]["nodeSelector"])
+        node_selector = deployment["spec"]["template"]["spec"]["nodeSelector"]
+        self.assertIn("nvidia.com/gpu.present", node_selector)
         _, cpu_main = container(render({})[1])
         self.assertNotIn("nvidia.com/gpu", cpu_main["resources"]["limits"])
 

@@ -86,7 +86,8 @@ class DockerfileTest(unittest.TestCase):
             runs = " ".join(instructions(self.stages, stage, "RUN"))
             self.assertIn("deploy/install-deps.sh", runs, stage)
             self.assertIn("deploy/build.sh", runs, stage)
-        self.assertIn("-DMUSERVE_CUDA=ON", " ".join(instructions(self.stages, "builder-gpu", "RUN")))
+        gpu_runs = " ".join(instructions(self.stages, "builder-gpu", "RUN"))
+        self.assertIn("-DMUSERVE_CUDA=ON", gpu_runs)
 
     def test_final_images_start_from_slim_debian_and_copy_only_the_binary(self):
         for stage in FINAL_STAGES:
@@ -111,11 +112,10 @@ class DockerfileTest(unittest.TestCase):
         self.assertFalse(compilers, f"compilers or headers in a final image: {compilers}")
 
     def test_final_images_run_as_the_charts_non_root_user(self):
-        security = None
         with open(os.path.join(REPO, "deploy", "helm", "muserve", "templates",
                                "deployment.yaml")) as f:
-            security = f.read()
-        run_as_user = re.search(r"runAsUser: (\d+)", security).group(1)
+            deployment = f.read()
+        run_as_user = re.search(r"runAsUser: (\d+)", deployment).group(1)
         for stage in FINAL_STAGES:
             (user,) = instructions(self.stages, stage, "USER")
             uid = user.split(":")[0]

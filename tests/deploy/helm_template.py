@@ -326,7 +326,8 @@ _FUNCTIONS = {
     "default": lambda fallback, value=None: value if _truthy(value) else fallback,
     "not": lambda value: not _truthy(value),
     "trunc": lambda length, text: str(text)[:length],
-    "trimSuffix": lambda suffix, text: text[:-len(suffix)] if suffix and text.endswith(suffix) else text,
+    "trimSuffix": lambda suffix, text: (text[:-len(suffix)] if suffix and text.endswith(suffix)
+                                        else text),
 }
 
 
