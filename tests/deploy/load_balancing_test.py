@@ -65,6 +65,17 @@ class LoadBalancingTest(unittest.TestCase):
     def served(self):
         return [requests_served(r) for r in self.replicas]
 
+    def settled(self, baseline, sent):
+        """The replicas' counts once all `sent` requests since `baseline` are
+        recorded: a request's metrics are written once both its call and its
+        engine request have ended, a moment after the client sees the end."""
+        deadline = time.monotonic() + 10
+        while True:
+            now = self.served()
+            if sum(now) - sum(baseline) >= sent or time.monotonic() > deadline:
+                return now
+            time.sleep(0.02)
+
     def run_requests(self, options):
         """Requests each replica served of NUM_REQUESTS sent over one channel,
         once the channel has settled (round_robin's second connection may
@@ -73,14 +84,15 @@ class LoadBalancingTest(unittest.TestCase):
             grpc.channel_ready_future(channel).result(timeout=10)
             stub = pb_grpc.InferenceStub(channel)
             start = self.served()
-            for _ in range(10):
+            for sent in range(1, 11):
                 generate(stub)
-                if all(now > was for now, was in zip(self.served(), start)):
+                if all(now > was for now, was in zip(self.settled(start, sent), start)):
                     break
-            before = self.served()
+            before = self.settled(start, sent)
             for _ in range(NUM_REQUESTS):
                 generate(stub)
-            return [after - b for after, b in zip(self.served(), before)]
+            after = self.settled(before, NUM_REQUESTS)
+            return [a - b for a, b in zip(after, before)]
 
     def test_1_pick_first_pins_every_request_to_one_replica(self):
         counts = self.run_requests([])
