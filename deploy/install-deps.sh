@@ -18,6 +18,8 @@ packages=(
   libprotobuf-dev protobuf-compiler             # the API's messages
   prometheus-cpp-dev                            # /metrics
   libspdlog-dev                                 # logs (text and JSON lines)
+  libyaml-cpp-dev                               # configuration files (muserve serve --config)
+  yamllint                                      # tests: the example configuration files lint clean
   python3-grpcio python3-protobuf               # the API test from an independent client
   python3-yaml yamllint                         # tests only: the Helm chart's checks, YAML lint
   prometheus                                    # tests only: scrapes a server, loads the alerts (promtool)

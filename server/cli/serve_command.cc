@@ -17,12 +17,18 @@
 #include <thread>
 
 #include "absl/flags/flag.h"
+#include "absl/flags/internal/parse.h"
+#include "absl/flags/reflection.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "engine/api/absl_string_view.h"
+#include "engine/api/check.h"
 #include "engine/model/make_model.h"
 #include "server/cli/command.h"
+#include "server/cli/config_file.h"
 #include "server/cli/shared_flags.h"
 #include "server/grpc/inference_server.h"
 #include "server/observability/logging.h"
@@ -45,6 +51,11 @@ ABSL_FLAG(absl::Duration, stream_stall_timeout, absl::Seconds(30),
           "Cancel a stream whose client has not read a response for this long");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error or off");
 ABSL_FLAG(std::string, log_format, "text", "text or json (one JSON object per line)");
+ABSL_FLAG(std::string, config, "",
+          "YAML file of serve flags (key: value, e.g. max-num-seqs: 64); flags given on the "
+          "command line override it");
+ABSL_FLAG(bool, print_config, false,
+          "Print the effective configuration as YAML and exit, without loading the model");
 
 namespace muserve::cli {
 namespace {
@@ -76,7 +87,27 @@ Flags:
   --stream-stall-timeout DUR    cancel a stream whose client stopped reading (default 30s)
   --log-level LEVEL             trace, debug, info (default), warn, error, off
   --log-format FORMAT           text (default) or json
+  --config FILE                 YAML file of these flags (max-num-seqs: 64, log-format: json);
+                                flags given on the command line override its values
+  --print-config                print the effective configuration as YAML and exit
 )";
+
+// Integer flags' ranges, checked before anything starts.
+struct IntegerRange {
+  std::string_view flag;
+  int64_t min;
+  int64_t max;
+};
+constexpr IntegerRange kIntegerRanges[] = {
+    {"port", 0, 65535},
+    {"metrics_port", -1, 65535},
+    {"threads", 1, 1024},
+    {"max_num_seqs", 1, INT32_MAX},
+    {"max_num_batched_tokens", 1, INT32_MAX},
+    {"max_queue", 1, INT32_MAX},
+    {"block_size", 1, INT32_MAX},
+    {"max_request_bytes", 1024, INT64_MAX},
+};
 
 // "4GiB", "512MiB", "1024" -> bytes.
 absl::StatusOr<int64_t> ParseByteSize(std::string_view text) {
@@ -98,8 +129,8 @@ absl::StatusOr<int64_t> ParseByteSize(std::string_view text) {
   }
   int64_t value = 0;
   if (!absl::SimpleAtoi(AsAbsl(digits), &value) || value <= 0 || value > INT64_MAX / scale) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--kv-cache-memory must be a positive size like 512MiB or 4GiB, got '", AsAbsl(text), "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("must be a positive size like 512MiB or 4GiB, got '", AsAbsl(text), "'"));
   }
   return value * scale;
 }
@@ -193,6 +224,48 @@ class SignalWatcher {
   std::thread thread_;
 };
 
+// Checks the values of serve's flags, whether they came from the command
+// line, the configuration file or the defaults; every problem is reported,
+// naming where the value came from (`sources`).
+absl::Status CheckFlagValues(const FlagSources& sources) {
+  std::vector<std::string> errors;
+  auto fail = [&](std::string_view flag, absl::string_view problem) {
+    errors.push_back(absl::StrCat(sources.Describe(flag), ": ", problem));
+  };
+  for (const IntegerRange& range : kIntegerRanges) {
+    const std::string value = absl::FindCommandLineFlag(AsAbsl(range.flag))->CurrentValue();
+    int64_t number = 0;
+    if (!absl::SimpleAtoi(value, &number) || number < range.min || number > range.max) {
+      fail(range.flag, absl::StrCat("must be in [", range.min, ", ", range.max, "], got ", value));
+    }
+  }
+  if (auto kv_bytes = ParseByteSize(absl::GetFlag(FLAGS_kv_cache_memory)); !kv_bytes.ok()) {
+    fail("kv_cache_memory", kv_bytes.status().message());
+  }
+  if (absl::GetFlag(FLAGS_drain_timeout) < absl::ZeroDuration()) {
+    fail("drain_timeout", "must not be negative");
+  }
+  if (absl::GetFlag(FLAGS_stream_stall_timeout) <= absl::ZeroDuration()) {
+    fail("stream_stall_timeout", "must be positive");
+  }
+  if (absl::Status level = server::CheckLogLevel(absl::GetFlag(FLAGS_log_level)); !level.ok()) {
+    fail("log_level", level.message());
+  }
+  if (absl::Status format = server::CheckLogFormat(absl::GetFlag(FLAGS_log_format)); !format.ok()) {
+    fail("log_format", format.message());
+  }
+  if (errors.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));
+}
+
+// Each line of a (possibly multi-line) configuration error, prefixed.
+int ConfigError(const absl::Status& status) {
+  for (absl::string_view line : absl::StrSplit(status.message(), '\n')) {
+    std::fprintf(stderr, "muserve serve: %s\n", std::string(line).c_str());
+  }
+  return 2;
+}
+
 int Fail(std::string_view what, const absl::Status& status) {
   server::LogEvent(spdlog::level::err, what, {{"error", std::string(status.message())}});
   server::FlushLogs();
@@ -204,6 +277,23 @@ int RunServe(const std::vector<std::string_view>& args) {
     std::fprintf(stderr, "muserve serve: unexpected argument '%s'\n", std::string(args[0]).c_str());
     return 2;
   }
+  // Every serve flag is a key of the file, but those that say what to do
+  // with the file.
+  const ConfigSchema schema(ServeCommand().flags, {"config", "print_config"});
+  FlagSources sources;
+  if (const std::string config = absl::GetFlag(FLAGS_config); !config.empty()) {
+    // absl tells which flags the command line (or a --flagfile) gave.
+    auto applied = schema.Apply(config, [](std::string_view flag) {
+      return absl::flags_internal::WasPresentOnCommandLine(AsAbsl(flag));
+    });
+    if (!applied.ok()) return ConfigError(applied.status());
+    sources = std::move(*applied);
+  }
+  if (absl::Status checked = CheckFlagValues(sources); !checked.ok()) return ConfigError(checked);
+  if (absl::GetFlag(FLAGS_print_config)) {
+    std::fputs(schema.PrintYaml().c_str(), stdout);
+    return std::fflush(stdout) == 0 ? 0 : 1;
+  }
   // First, before any thread exists (the log writer included), so that every
   // thread inherits the blocked signals and only the watcher receives them.
   SignalWatcher signals;
@@ -214,14 +304,7 @@ int RunServe(const std::vector<std::string_view>& args) {
     return 2;
   }
   auto kv_bytes = ParseByteSize(absl::GetFlag(FLAGS_kv_cache_memory));
-  if (!kv_bytes.ok()) {
-    std::fprintf(stderr, "muserve serve: %s\n", std::string(kv_bytes.status().message()).c_str());
-    return 2;
-  }
-  if (absl::GetFlag(FLAGS_max_request_bytes) < 1024) {
-    std::fprintf(stderr, "muserve serve: --max-request-bytes must be at least 1024\n");
-    return 2;
-  }
+  MUSERVE_CHECK(kv_bytes.ok());  // CheckFlagValues
   server::ServerOptions options;
   options.host = absl::GetFlag(FLAGS_host);
   options.port = absl::GetFlag(FLAGS_port);
@@ -281,7 +364,9 @@ const Command& ServeCommand() {
       {"model", "host", "port", "metrics_port", "device", "threads", "max_num_seqs",
        "max_num_batched_tokens", "max_queue", "enable_prefix_caching", "kv_cache_memory",
        "block_size", "max_request_bytes", "chat_template", "drain_timeout", "stream_stall_timeout",
-       "log_level", "log_format"},
+       "log_level", "log_format",
+       // Flags not keys of the configuration file: see RunServe.
+       "config", "print_config"},
       RunServe};
   return command;
 }

@@ -199,13 +199,13 @@ absl::Status Install(std::string_view level, std::string_view format,
                      const std::function<std::shared_ptr<spdlog::logger>()>& make) {
   const std::optional<spdlog::level::level_enum> parsed_level = ParseLevel(level);
   if (!parsed_level.has_value()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--log-level: \"", AsAbsl(level), "\" is not one of trace, debug, info, warn, error, off"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--log-level: ", CheckLogLevel(level).message()));
   }
   const std::optional<LogFormat> parsed_format = ParseFormat(format);
   if (!parsed_format.has_value()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--log-format: \"", AsAbsl(format), "\" is not one of text, json"));
+        absl::StrCat("--log-format: ", CheckLogFormat(format).message()));
   }
   std::shared_ptr<spdlog::logger> logger = make();
   logger->set_formatter(std::make_unique<LineFormatter>(*parsed_format));
@@ -217,6 +217,18 @@ absl::Status Install(std::string_view level, std::string_view format,
 }
 
 }  // namespace
+
+absl::Status CheckLogLevel(std::string_view level) {
+  if (ParseLevel(level).has_value()) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("\"", AsAbsl(level), "\" is not one of trace, debug, info, warn, error, off"));
+}
+
+absl::Status CheckLogFormat(std::string_view format) {
+  if (ParseFormat(format).has_value()) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("\"", AsAbsl(format), "\" is not one of text, json"));
+}
 
 absl::Status ConfigureLogging(std::string_view level, std::string_view format) {
   // Asynchronous: a request's line may be written from the engine-loop

@@ -34,6 +34,11 @@ namespace muserve::server {
 // so that logging never blocks the caller (a full queue drops the oldest
 // lines); call FlushLogs before exiting.
 absl::Status ConfigureLogging(std::string_view level, std::string_view format);
+// The checks ConfigureLogging makes, one value at a time, configuring
+// nothing: InvalidArgument with the allowed values (not naming a flag, so
+// that the caller can name where the value came from).
+absl::Status CheckLogLevel(std::string_view level);
+absl::Status CheckLogFormat(std::string_view format);
 // The same, writing to `sink` synchronously instead of stderr (tests, files).
 absl::Status ConfigureLogging(std::string_view level, std::string_view format,
                               std::shared_ptr<spdlog::sinks::sink> sink);
