@@ -68,8 +68,8 @@ struct Setting {
   std::string location;  // FILE:LINE
 };
 
-// Checks one `key: value` pair; appends a problem to `errors` or a setting
-// to `settings`. `seen` maps flags already set by the file to their line.
+// Checks the file's `key: value` pairs one by one, collecting a problem or
+// a setting for each.
 class EntryChecker {
  public:
   EntryChecker(std::string file, const std::vector<std::string_view>& keys,
@@ -114,14 +114,14 @@ class EntryChecker {
     settings_.push_back({&flag, text, where});
   }
 
+  const std::vector<std::string>& errors() const { return errors_; }
+  const std::vector<Setting>& settings() const { return settings_; }
+
+ private:
   void Error(std::string_view where, std::string_view message) {
     errors_.push_back(absl::StrCat(AsAbsl(where), ": ", AsAbsl(message)));
   }
 
-  std::vector<std::string>& errors() { return errors_; }
-  const std::vector<Setting>& settings() const { return settings_; }
-
- private:
   // " (did you mean 'max-num-seqs'?)" for a near miss, else a pointer to
   // where the keys are listed.
   std::string Suggestion(std::string_view name) const {

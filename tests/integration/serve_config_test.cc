@@ -70,12 +70,16 @@ TEST_F(ServeConfigTest, PrintConfigListsEveryServeFlagWithItsDefault) {
 }
 
 TEST_F(ServeConfigTest, TheFileOverridesDefaultsAndTheCommandLineOverridesTheFile) {
-  const std::string file = Write("max-num-seqs: 8\nlog-format: json\nport: 6000\n");
-  const std::string printed = PrintConfig({"--config", file, "--port", "7000"});
+  const std::string file =
+      Write("max-num-seqs: 8\nlog-format: json\nport: 6000\nenable-prefix-caching: true\n");
+  const std::string printed =
+      PrintConfig({"--config", file, "--port", "7000", "--noenable-prefix-caching"});
   EXPECT_THAT(printed, AllOf(HasSubstr("\nmax-num-seqs: 8\n"), HasSubstr("\nlog-format: json\n"),
-                             HasSubstr("\nport: 7000\n"), HasSubstr("\nmax-queue: 1024\n")));
-  // The order of --config among the flags does not matter.
-  EXPECT_EQ(PrintConfig({"--port=7000", "--config=" + file}), printed);
+                             HasSubstr("\nport: 7000\n"), HasSubstr("\nmax-queue: 1024\n"),
+                             HasSubstr("\nenable-prefix-caching: false\n")));
+  // The order of --config among the flags, and the flags' spelling, do not matter.
+  EXPECT_EQ(PrintConfig({"--port=7000", "--enable_prefix_caching=false", "--config=" + file}),
+            printed);
 }
 
 TEST_F(ServeConfigTest, PrintedConfigurationReadsBackToItself) {
