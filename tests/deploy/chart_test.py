@@ -33,7 +33,7 @@ import helm_template  # noqa: E402
 from muserve_process import MuserveServer, metric_families  # noqa: E402
 
 CHART = os.path.join(REPO, "deploy", "helm", "muserve")
-YAMLLINT_CONFIG = os.path.join(REPO, "deploy", ".yamllint")
+YAMLLINT_CONFIG = os.path.join(REPO, ".yamllint")
 
 
 def load_yaml(path):
