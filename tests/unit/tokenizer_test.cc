@@ -3,7 +3,6 @@
 // per model family, >= 200 strings, exact ids and decoded text.
 #include "engine/tokenizer/tokenizer.h"
 
-#include <chrono>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -120,15 +119,10 @@ TEST(TokenizerTest, InvalidUtf8InputIsEncodedAsReplacementCharacters) {
                               false));
 }
 
-// An optimised build encodes 1 MB in about 0.1 s; sanitizer and debug builds
-// are far slower, so they only check that it finishes.
-#if defined(NDEBUG) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
-constexpr double kEncodeMegabyteLimitSeconds = 1.0;
-#else
-constexpr double kEncodeMegabyteLimitSeconds = 60.0;
-#endif
-
-TEST(TokenizerTest, EncodesAMegabyteWellUnderASecond) {
+// A megabyte of mixed text: the ids of a long input are as many as expected
+// and decode back to the text. (Throughput is bench/tokenizer_bench's job; a
+// quadratic regression would still show here as the test's ctest timeout.)
+TEST(TokenizerTest, EncodesAMegabyte) {
   for (const char* family : {"llama3", "mistral"}) {
     auto tokenizer = LoadFamily(family);
     ASSERT_NE(tokenizer, nullptr);
@@ -138,12 +132,8 @@ TEST(TokenizerTest, EncodesAMegabyteWellUnderASecond) {
       text += expected["cases"][i % expected["cases"].size()]["text"].get<std::string>();
       text += ' ';
     }
-    const auto start = std::chrono::steady_clock::now();
     const auto ids = tokenizer->Encode(text, false);
-    const auto elapsed = std::chrono::steady_clock::now() - start;
-    EXPECT_GT(ids.size(), 100000u);
-    EXPECT_LT(std::chrono::duration<double>(elapsed).count(), kEncodeMegabyteLimitSeconds)
-        << family;
+    EXPECT_GT(ids.size(), 100000u) << family;
     if (std::string(family) == "llama3") {
       // Byte-level BPE is lossless (Metaspace turns "▁" into spaces).
       EXPECT_TRUE(tokenizer->Decode(ids, false) == text);
