@@ -18,7 +18,8 @@ using muserve::cli::Command;
 std::vector<const Command*> AllCommands() {
   return {&muserve::cli::ServeCommand(),     &muserve::cli::GenerateCommand(),
           &muserve::cli::MakeModelCommand(), &muserve::cli::ChatCommand(),
-          &muserve::cli::CompleteCommand(),  &muserve::cli::HealthCommand()};
+          &muserve::cli::CompleteCommand(),  &muserve::cli::HealthCommand(),
+          &muserve::cli::BenchCommand()};
 }
 
 void PrintTopLevelUsage(FILE* out) {

@@ -23,5 +23,6 @@ const Command& MakeModelCommand();
 const Command& ChatCommand();
 const Command& CompleteCommand();
 const Command& HealthCommand();
+const Command& BenchCommand();
 
 }  // namespace muserve::cli

@@ -1,0 +1,70 @@
+// A whole benchmark: connect to the targets, build the workload, warm up,
+// then one measured phase per load value of the sweep.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "bench/loadgen/distribution.h"
+#include "bench/loadgen/driver.h"
+#include "bench/loadgen/stats.h"
+#include "muserve/v1/inference.pb.h"
+
+namespace muserve::loadgen {
+
+// Every field is reported in the result's JSON, so that two runs can be
+// compared knowing what differed.
+struct BenchConfig {
+  std::vector<std::string> targets;  // host:port, non-empty; load spreads over them
+  std::string server;                // how the server was reached, for the report
+
+  // Workload: a dataset file, else synthetic conversations.
+  std::optional<std::filesystem::path> dataset;
+  LengthDistribution input_len = LengthDistribution::Fixed(128);
+  LengthDistribution output_len = LengthDistribution::Fixed(128);
+  int32_t turns = 1;
+  // Synthetic conversations to generate (default: enough for num_requests).
+  std::optional<int64_t> conversations;
+  std::chrono::milliseconds think_time{0};
+
+  // Load: one phase per value in `load_values` (the sweep).
+  LoadSpec::Mode mode = LoadSpec::Mode::kConcurrency;
+  std::vector<double> load_values = {1};
+  double burstiness = 1;
+  int64_t num_requests = 100;                        // per phase
+  std::optional<std::chrono::nanoseconds> duration;  // per phase
+  int64_t warmup_requests = 2;                       // once, before the first phase, at its load
+  std::optional<std::chrono::milliseconds> timeout;  // per request
+  Slo slo;
+  uint64_t seed = 0;
+
+  bool progress_bar = false;
+
+  // INVALID_ARGUMENT naming the flag at fault.
+  absl::Status Validate() const;
+};
+
+struct PointResult {
+  LoadSpec load;
+  RunFigures figures;
+};
+
+struct BenchResult {
+  BenchConfig config;
+  v1::ModelInfo model_info;  // of the first target
+  std::string workload;      // the workload's description
+  std::string started_at;    // UTC, RFC 3339
+  std::vector<PointResult> points;
+};
+
+// Errors: a target that does not answer (UNAVAILABLE naming it), a workload
+// that does not fit the model (INVALID_ARGUMENT naming the flag). Failed
+// requests are figures, not errors.
+absl::StatusOr<BenchResult> RunBench(const BenchConfig& config);
+
+}  // namespace muserve::loadgen
