@@ -4,6 +4,7 @@
 // and plots. `muserve bench compare A.json B.json` prints two runs' ratios.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -239,7 +240,10 @@ int RunBench(const std::vector<std::string_view>& args) {
   if (!absl::GetFlag(FLAGS_in_process)) {
     for (const char* flag : {"model", "threads", "max_num_seqs", "max_queue", "block_size"}) {
       if (Changed(flag)) {
-        return Usage(absl::StrCat("--", flag, " sets up the in-process server: add --in-process"));
+        std::string dashed = flag;
+        std::replace(dashed.begin(), dashed.end(), '_', '-');
+        return Usage(
+            absl::StrCat("--", dashed, " sets up the in-process server: add --in-process"));
       }
     }
     for (absl::string_view target : absl::StrSplit(absl::GetFlag(FLAGS_target), ',')) {

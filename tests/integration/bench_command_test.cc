@@ -1,0 +1,146 @@
+// `muserve bench` as a process against the tiny model: a short sweep of
+// conversations on an in-process server succeeds with consistent counts, a
+// JSON holding every figure and non-empty plots; a server with a tiny queue
+// gets RESOURCE_EXHAUSTED counted, not a crash; --target drives a running
+// server (given twice here, as two replicas); compare reads two results.
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/testing/fixtures.h"
+#include "tests/testing/server_fixture.h"
+#include "tests/testing/subprocess.h"
+
+namespace muserve::server::testing {
+namespace {
+
+using muserve::testing::ProcessResult;
+using muserve::testing::RunProcess;
+using muserve::testing::TempDir;
+using ::testing::HasSubstr;
+
+ProcessResult Bench(std::vector<std::string> flags) {
+  std::vector<std::string> argv = {MUSERVE_BINARY, "bench"};
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  return RunProcess(argv);
+}
+
+std::vector<std::string> InProcess(std::vector<std::string> flags) {
+  std::vector<std::string> all = {"--in-process", "--model", TinyModelDir().string()};
+  all.insert(all.end(), flags.begin(), flags.end());
+  return all;
+}
+
+// Every figure of a load point, and the counts adding up.
+void ExpectCompleteFigures(const nlohmann::json& figures) {
+  for (const char* key :
+       {"requests_sent", "succeeded", "failed", "errors_by_code", "duration_s", "prompt_tokens",
+        "output_tokens", "cached_prompt_tokens", "request_throughput", "output_token_throughput",
+        "goodput", "good_requests", "turns"}) {
+    EXPECT_TRUE(figures.contains(key)) << key;
+  }
+  for (const char* latency : {"ttft_ms", "itl_ms", "tpot_ms", "e2e_ms"}) {
+    for (const char* stat : {"count", "mean", "p50", "p90", "p99", "max"}) {
+      EXPECT_TRUE(figures[latency].contains(stat)) << latency << "." << stat;
+    }
+  }
+  EXPECT_EQ(figures["requests_sent"].get<int64_t>(),
+            figures["succeeded"].get<int64_t>() + figures["failed"].get<int64_t>());
+}
+
+TEST(BenchCommandTest, ASweepOfConversationsOnTheTinyModelWritesEveryFigureAndThePlots) {
+  TempDir out;
+  const ProcessResult run =
+      Bench(InProcess({"--num-requests", "12", "--turns", "3", "--input-len", "uniform:8:24",
+                       "--output-len", "6", "--concurrency", "1,3", "--slo-ttft-ms", "60000",
+                       "--slo-tpot-ms", "60000", "--result-dir", out.path().string()}));
+  ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
+  EXPECT_THAT(run.stdout_text, HasSubstr("== concurrency 1: 12 requests (12 succeeded, 0 failed)"));
+  EXPECT_THAT(run.stdout_text, HasSubstr("== concurrency 3: 12 requests (12 succeeded, 0 failed)"));
+  EXPECT_EQ(run.stderr_text.find("\033[K"), std::string::npos);  // no progress bar off a terminal
+
+  const nlohmann::json result = muserve::testing::ReadJsonOrFail(out.path() / "bench.json");
+  EXPECT_EQ(result["config"]["turns"], 3);
+  EXPECT_EQ(result["config"]["load_values"], nlohmann::json::array({1.0, 3.0}));
+  ASSERT_EQ(result["points"].size(), 2u);
+  for (const nlohmann::json& point : result["points"]) {
+    const nlohmann::json& figures = point["figures"];
+    ExpectCompleteFigures(figures);
+    EXPECT_EQ(figures["requests_sent"], 12);
+    EXPECT_EQ(figures["succeeded"], 12);
+    EXPECT_EQ(figures["output_tokens"], 12 * 6);  // ignore_eos: exactly --output-len each
+    EXPECT_EQ(figures["good_requests"], 12);      // objectives no run can miss
+    EXPECT_EQ(figures["ttft_ms"]["count"], 12);
+    EXPECT_EQ(figures["itl_ms"]["count"], 12 * 5);
+    EXPECT_GT(figures["ttft_ms"]["p50"].get<double>(), 0);
+    // Later turns resend the history, of which the prefix cache holds blocks.
+    ASSERT_EQ(figures["turns"].size(), 3u);
+    EXPECT_EQ(figures["turns"][0]["mean_cached_prompt_tokens"], 0);
+    EXPECT_GT(figures["turns"][2]["mean_cached_prompt_tokens"].get<double>(), 0);
+  }
+  for (const char* plot : {"ttft_vs_throughput.svg", "tpot_vs_throughput.svg",
+                           "e2e_vs_throughput.svg", "ttft_per_turn.svg"}) {
+    const std::string svg = muserve::testing::ReadFileOrFail(out.path() / plot);
+    EXPECT_THAT(svg, HasSubstr("<polyline")) << plot;
+  }
+
+  // A run compared with itself: every ratio is 1.
+  const ProcessResult compare =
+      RunProcess({MUSERVE_BINARY, "bench", "compare", (out.path() / "bench.json").string(),
+                  (out.path() / "bench.json").string()});
+  ASSERT_EQ(compare.exit_code, 0) << compare.stderr_text;
+  EXPECT_THAT(compare.stdout_text, HasSubstr("same configuration"));
+  EXPECT_THAT(compare.stdout_text,
+              ::testing::ContainsRegex("ttft_ms.p99 +[0-9.e+-]+ +[0-9.e+-]+ +1.000"));
+}
+
+TEST(BenchCommandTest, RequestsRefusedByAFullQueueAreCountedAsResourceExhausted) {
+  TempDir out;
+  const ProcessResult run =
+      Bench(InProcess({"--max-num-seqs", "1", "--max-queue", "1", "--request-rate", "inf",
+                       "--num-requests", "16", "--warmup-requests", "0", "--input-len", "16",
+                       "--output-len", "32", "--result-dir", out.path().string()}));
+  ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
+  const nlohmann::json figures =
+      muserve::testing::ReadJsonOrFail(out.path() / "bench.json")["points"][0]["figures"];
+  ExpectCompleteFigures(figures);
+  EXPECT_EQ(figures["requests_sent"], 16);
+  EXPECT_GE(figures["succeeded"].get<int64_t>(), 1);
+  EXPECT_GE(figures["failed"].get<int64_t>(), 1);
+  EXPECT_EQ(figures["errors_by_code"]["RESOURCE_EXHAUSTED"], figures["failed"]);
+  EXPECT_THAT(run.stdout_text, HasSubstr("errors: RESOURCE_EXHAUSTED"));
+}
+
+class BenchTargetTest : public ServerTest {};
+
+TEST_F(BenchTargetTest, DrivesRunningServersGivenByTarget) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  const std::string address = absl::StrCat("127.0.0.1:", server_->port());
+  const ProcessResult run =
+      Bench({"--target", absl::StrCat(address, ",", address), "--num-requests", "6",
+             "--request-rate", "50", "--input-len", "8", "--output-len", "4"});
+  ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
+  EXPECT_THAT(run.stdout_text, HasSubstr("running server"));
+  EXPECT_THAT(run.stdout_text, HasSubstr("== rate 50/s: 6 requests (6 succeeded, 0 failed)"));
+}
+
+TEST(BenchCommandTest, BadFlagsAreRefusedNamingTheFlag) {
+  ProcessResult run = Bench({"--concurrency", "2", "--request-rate", "3"});
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_THAT(run.stderr_text, HasSubstr("--concurrency or --request-rate, not both"));
+  run = Bench(InProcess({"--input-len", "uniform:9:3"}));
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_THAT(run.stderr_text, HasSubstr("--input-len"));
+  run = Bench({"--max-queue", "3"});
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_THAT(run.stderr_text, HasSubstr("--max-queue sets up the in-process server"));
+  run = Bench(InProcess({"--turns", "40", "--input-len", "64", "--output-len", "64"}));
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_THAT(run.stderr_text, HasSubstr("more than the model's context"));
+}
+
+}  // namespace
+}  // namespace muserve::server::testing

@@ -1,0 +1,104 @@
+// The load generator's outputs: plot axes, the SVG, the JSON result and the
+// comparison of two results.
+#include <string>
+
+#include "bench/loadgen/compare.h"
+#include "bench/loadgen/report.h"
+#include "bench/loadgen/svg_plot.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace muserve::loadgen {
+namespace {
+
+using ::testing::HasSubstr;
+
+int Count(const std::string& text, const std::string& what) {
+  int n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+void ExpectTicks(const std::vector<double>& actual, const std::vector<double>& expected) {
+  ASSERT_EQ(actual.size(), expected.size());
+  for (size_t i = 0; i < actual.size(); ++i) EXPECT_NEAR(actual[i], expected[i], 1e-9) << i;
+}
+
+TEST(NiceTicksTest, RoundStepsThatCoverTheRange) {
+  ExpectTicks(NiceTicks(0, 1), {0, 0.2, 0.4, 0.6, 0.8, 1.0});
+  ExpectTicks(NiceTicks(0, 7300), {0, 2000, 4000, 6000, 8000});
+  ExpectTicks(NiceTicks(0, 46), {0, 10, 20, 30, 40, 50});
+  ExpectTicks(NiceTicks(3, 3), {3, 3.2, 3.4, 3.6, 3.8, 4});  // an empty range becomes [lo, lo + 1]
+}
+
+TEST(RenderSvgTest, OneLinePerSeriesWithLegendLabelsAndEscapedText) {
+  Plot plot;
+  plot.title = "TTFT <against> throughput";
+  plot.x_label = "output tokens/s";
+  plot.y_label = "TTFT (ms)";
+  plot.series.push_back({"p50", {10, 20, 30}, {1, 2, 4}, {"c=1", "c=4", "c=16"}});
+  plot.series.push_back({"p99", {10, 20, 30}, {2, 5, 9}, {}});
+  const std::string svg = RenderSvg(plot);
+  EXPECT_TRUE(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+  EXPECT_TRUE(svg.ends_with("</svg>\n"));
+  EXPECT_EQ(Count(svg, "<polyline"), 2);
+  EXPECT_EQ(Count(svg, "<circle"), 6 + 2);  // points + legend markers
+  EXPECT_THAT(svg, HasSubstr("TTFT &lt;against&gt; throughput"));
+  EXPECT_THAT(svg, HasSubstr(">c=16</text>"));
+  EXPECT_THAT(svg, HasSubstr(">p99</text>"));
+  EXPECT_THAT(svg, HasSubstr(">output tokens/s</text>"));
+}
+
+BenchResult TwoPointResult(double throughput_scale) {
+  BenchResult result;
+  result.config.targets = {"127.0.0.1:1"};
+  result.config.load_values = {1, 4};
+  result.workload = "synthetic";
+  result.started_at = "2026-11-26T00:00:00Z";
+  for (double value : {1.0, 4.0}) {
+    PointResult point;
+    point.load.value = value;
+    point.figures.requests_sent = 10;
+    point.figures.succeeded = 10;
+    point.figures.request_throughput = value * throughput_scale;
+    point.figures.ttft_ms = Summary{.count = 10, .mean = 5, .p50 = 4, .p90 = 8, .p99 = 9, .max = 9};
+    result.points.push_back(point);
+  }
+  return result;
+}
+
+TEST(ResultJsonTest, HoldsTheConfigurationAndEveryFigure) {
+  const nlohmann::json json = ResultJson(TwoPointResult(1));
+  EXPECT_EQ(json["format"], "muserve-bench/1");
+  EXPECT_EQ(json["config"]["mode"], "concurrency");
+  EXPECT_EQ(json["config"]["load_values"], nlohmann::json::array({1.0, 4.0}));
+  ASSERT_EQ(json["points"].size(), 2u);
+  const nlohmann::json& figures = json["points"][1]["figures"];
+  for (const char* key : {"requests_sent", "succeeded", "failed", "errors_by_code", "duration_s",
+                          "output_tokens", "request_throughput", "output_token_throughput",
+                          "goodput", "ttft_ms", "itl_ms", "tpot_ms", "e2e_ms", "turns"}) {
+    EXPECT_TRUE(figures.contains(key)) << key;
+  }
+  EXPECT_EQ(figures["ttft_ms"]["p90"], 8);
+  EXPECT_EQ(json["points"][1]["load"]["label"], "concurrency 4");
+}
+
+TEST(CompareTest, PrintsRatiosOfBToAPointByPoint) {
+  BenchResult b = TwoPointResult(2);
+  b.config.num_requests = 50;
+  auto text = CompareResults(ResultJson(TwoPointResult(1)), ResultJson(b));
+  ASSERT_TRUE(text.ok()) << text.status();
+  EXPECT_THAT(*text, HasSubstr("config.num_requests: 100 vs 50"));
+  EXPECT_THAT(*text, HasSubstr("point 2: concurrency 4 vs concurrency 4"));
+  EXPECT_THAT(*text, testing::ContainsRegex("request_throughput +4 +8 +2.000"));
+  EXPECT_THAT(*text, testing::ContainsRegex("ttft_ms.p90 +8 +8 +1.000"));
+}
+
+TEST(CompareTest, AFileThatIsNotAResultIsRefused) {
+  auto text = CompareResults(nlohmann::json{{"points", 3}}, ResultJson(TwoPointResult(1)));
+  ASSERT_FALSE(text.ok());
+  EXPECT_THAT(text.status().message(), HasSubstr("A is not a muserve bench result"));
+}
+
+}  // namespace
+}  // namespace muserve::loadgen
