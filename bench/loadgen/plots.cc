@@ -66,6 +66,8 @@ std::vector<std::pair<std::string, std::string>> RenderPlots(const BenchResult& 
       Plot plot;
       plot.title = absl::StrCat("TTFT per conversation turn (", result.model_info.model(), ")");
       plot.x_label = "turn";
+      plot.x_min = 1;
+      plot.x_integer_ticks = true;
       plot.y_label = "TTFT (ms)";
       if (result.points.size() == 1) {
         const RunFigures& figures = result.points[0].figures;

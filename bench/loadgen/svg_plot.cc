@@ -52,13 +52,17 @@ struct Axis {
   double hi = 1;
 };
 
-Axis MakeAxis(const std::vector<double>& values) {
+Axis MakeAxis(const std::vector<double>& values, std::optional<double> min, double min_step) {
   double lo = values.empty() ? 0 : *std::min_element(values.begin(), values.end());
   double hi = values.empty() ? 1 : *std::max_element(values.begin(), values.end());
-  if (lo >= 0) lo = 0;
+  if (min) {
+    lo = std::min(lo, *min);
+  } else if (lo >= 0) {
+    lo = 0;
+  }
   if (hi <= lo) hi = lo + 1;
   Axis axis;
-  axis.ticks = NiceTicks(lo, hi);
+  axis.ticks = NiceTicks(lo, hi, 5, min_step);
   axis.lo = axis.ticks.front();
   axis.hi = axis.ticks.back();
   return axis;
@@ -66,7 +70,7 @@ Axis MakeAxis(const std::vector<double>& values) {
 
 }  // namespace
 
-std::vector<double> NiceTicks(double lo, double hi, int target) {
+std::vector<double> NiceTicks(double lo, double hi, int target, double min_step) {
   if (!(hi > lo)) hi = lo + 1;
   const double raw = (hi - lo) / std::max(1, target);
   const double magnitude = std::pow(10.0, std::floor(std::log10(raw)));
@@ -75,6 +79,7 @@ std::vector<double> NiceTicks(double lo, double hi, int target) {
     step = factor * magnitude;
     if (step >= raw) break;
   }
+  step = std::max(step, min_step);
   std::vector<double> ticks;
   const double first = std::floor(lo / step + 1e-9) * step;
   for (int k = 0; ticks.empty() || ticks.back() < hi - 1e-9 * step; ++k) {
@@ -90,8 +95,8 @@ std::string RenderSvg(const Plot& plot) {
     xs.insert(xs.end(), s.x.begin(), s.x.end());
     ys.insert(ys.end(), s.y.begin(), s.y.end());
   }
-  const Axis x_axis = MakeAxis(xs);
-  const Axis y_axis = MakeAxis(ys);
+  const Axis x_axis = MakeAxis(xs, plot.x_min, plot.x_integer_ticks ? 1 : 0);
+  const Axis y_axis = MakeAxis(ys, std::nullopt, 0);
   const double plot_w = kWidth - kLeft - kRight;
   const double plot_h = kHeight - kTop - kBottom;
   const auto px = [&](double x) {

@@ -29,6 +29,7 @@ TEST(NiceTicksTest, RoundStepsThatCoverTheRange) {
   ExpectTicks(NiceTicks(0, 7300), {0, 2000, 4000, 6000, 8000});
   ExpectTicks(NiceTicks(0, 46), {0, 10, 20, 30, 40, 50});
   ExpectTicks(NiceTicks(3, 3), {3, 3.2, 3.4, 3.6, 3.8, 4});  // an empty range becomes [lo, lo + 1]
+  ExpectTicks(NiceTicks(1, 3, 5, 1), {1, 2, 3});             // whole numbers only (turns)
 }
 
 TEST(RenderSvgTest, OneLinePerSeriesWithLegendLabelsAndEscapedText) {
