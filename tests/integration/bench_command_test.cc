@@ -4,6 +4,7 @@
 // gets RESOURCE_EXHAUSTED counted, not a crash; --target drives a running
 // server (given twice here, as two replicas); compare reads two results.
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -112,6 +113,47 @@ TEST(BenchCommandTest, RequestsRefusedByAFullQueueAreCountedAsResourceExhausted)
   EXPECT_GE(figures["failed"].get<int64_t>(), 1);
   EXPECT_EQ(figures["errors_by_code"]["RESOURCE_EXHAUSTED"], figures["failed"]);
   EXPECT_THAT(run.stdout_text, HasSubstr("errors: RESOURCE_EXHAUSTED"));
+}
+
+TEST(BenchCommandTest, AShareGptFileIsPlayedAsChatConversations) {
+  TempDir out;
+  const std::filesystem::path data = out.path() / "sharegpt.jsonl";
+  std::ofstream(data)
+      << R"({"conversations": [{"from": "human", "value": "hello there"},)"
+         R"( {"from": "gpt", "value": "hi"}, {"from": "human", "value": "tell me more"},)"
+         R"( {"from": "gpt", "value": "more words here"}]})"
+         "\n"
+         R"({"conversations": [{"from": "system", "value": "be brief"},)"
+         R"( {"from": "human", "value": "why"}, {"from": "gpt", "value": "because"}]})"
+         "\n";
+  const ProcessResult run =
+      Bench(InProcess({"--dataset", data.string(), "--num-requests", "6", "--warmup-requests", "0",
+                       "--result-dir", out.path().string()}));
+  ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
+  EXPECT_THAT(run.stdout_text, HasSubstr("dataset sharegpt.jsonl: 2 entries, 3 turns"));
+  const nlohmann::json result = muserve::testing::ReadJsonOrFail(out.path() / "bench.json");
+  const nlohmann::json& figures = result["points"][0]["figures"];
+  ExpectCompleteFigures(figures);
+  EXPECT_EQ(figures["requests_sent"], 6);  // the two conversations, cycled
+  EXPECT_EQ(figures["succeeded"], 6);
+  EXPECT_EQ(figures["turns"].size(), 2u);
+  EXPECT_GT(figures["turns"][1]["mean_prompt_tokens"].get<double>(),
+            figures["turns"][0]["mean_prompt_tokens"].get<double>());
+}
+
+TEST(BenchCommandTest, DurationBoundsAnOpenLoopPhase) {
+  TempDir out;
+  const ProcessResult run = Bench(
+      InProcess({"--request-rate", "40", "--num-requests", "100000", "--duration", "1s",
+                 "--input-len", "8", "--output-len", "4", "--result-dir", out.path().string()}));
+  ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
+  const nlohmann::json figures =
+      muserve::testing::ReadJsonOrFail(out.path() / "bench.json")["points"][0]["figures"];
+  ExpectCompleteFigures(figures);
+  // Poisson arrivals at 40/s for 1 s: about 40, far from the request bound.
+  EXPECT_GT(figures["requests_sent"].get<int64_t>(), 5);
+  EXPECT_LT(figures["requests_sent"].get<int64_t>(), 200);
+  EXPECT_EQ(figures["failed"], 0);
 }
 
 class BenchTargetTest : public ServerTest {};
