@@ -29,7 +29,8 @@ absl::StatusOr<Target> Connect(const std::string& address) {
   target.channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
   if (!target.channel->WaitForConnected(std::chrono::system_clock::now() + kConnectTimeout)) {
     return absl::UnavailableError(absl::StrCat("cannot connect to --target ", address, " within ",
-                                               kConnectTimeout.count(), " s"));
+                                               kConnectTimeout.count(),
+                                               " s (start a server there, or use --in-process)"));
   }
   target.stub = v1::Inference::NewStub(target.channel);
   target.client = std::make_unique<client::InferenceClient>(target.channel);
