@@ -16,6 +16,7 @@
 #include "engine/cpu/matmul.h"
 #include "engine/cpu/step_validation.h"
 #include "engine/cpu/thread_pool.h"
+#include "engine/model/shard.h"
 
 namespace muserve {
 
@@ -79,32 +80,62 @@ class Buffer {
 
 }  // namespace
 
-int64_t CpuKvBytesPerToken(const ModelConfig& config) {
-  return CheckedProduct(config.num_hidden_layers, 2, config.num_key_value_heads, config.head_dim,
-                        sizeof(float))
+int64_t CpuKvBytesPerToken(const ModelConfig& config, int32_t tensor_parallel_size) {
+  const int64_t kv_heads =
+      std::max<int64_t>(1, config.num_key_value_heads / std::max(tensor_parallel_size, 1));
+  return CheckedProduct(config.num_hidden_layers, 2, kv_heads, config.head_dim, sizeof(float))
       .value_or(std::numeric_limits<int64_t>::max());
 }
 
-// Invariants: layers_.size() == config.num_hidden_layers; every per-step
-// buffer holds max_num_batched_tokens rows, the MatMul scratch is reserved
-// for every weight matrix and scores_ for the longest attended span, so
-// Forward does not allocate; Forward runs on one thread at a time (the pool's
-// workers only run inside it).
+// Invariants: layers_.size() == config.num_hidden_layers; the layer graph
+// has local_'s shapes (the whole model's config_ unless a tensor-parallel
+// rank), and communicator_ is null exactly when the group would be one rank;
+// every per-step buffer holds max_num_batched_tokens rows, the MatMul scratch
+// is reserved for every weight matrix and scores_ for the longest attended
+// span, so Forward does not allocate; Forward runs on one thread at a time
+// (the pool's workers only run inside it).
 class CpuBackend::Impl {
  public:
+  // The whole model, owned.
   Impl(LoadedModel model, const CpuBackendOptions& options)
-      : model_(std::move(model)),
+      : Impl(model.config, *MakeShardLayout(model.config, 0, 1), nullptr, options) {
+    model_ = std::move(model);
+    Bind(model_->weights);
+  }
+  // One rank's slices (validated layout) of a model the caller keeps alive.
+  Impl(const ModelConfig& config, ShardWeights shard, const ShardLayout& layout,
+       Communicator& communicator, const CpuBackendOptions& options)
+      : Impl(config, layout, &communicator, options) {
+    shard_ = std::move(shard);
+    Bind(shard_.weights);
+  }
+
+  const ModelConfig& config() const { return config_; }
+  KvCacheGeometry kv_cache() const { return {options_.block_size, options_.num_blocks}; }
+  int32_t max_num_batched_tokens() const { return options_.max_num_batched_tokens; }
+
+  absl::Status Forward(const StepBatch& batch, std::span<float> logits);
+
+ private:
+  Impl(const ModelConfig& config, const ShardLayout& layout, Communicator* communicator,
+       const CpuBackendOptions& options)
+      : config_(config),
+        layout_(layout),
+        local_(layout.LocalConfig(config)),
+        communicator_(communicator),
         options_(options),
         kernels_(cpu::KernelsFor(cpu::BestIsa())),
         pool_(options.num_threads),
         scratch_(options.num_threads),
-        scores_(options.num_threads) {
-    // Throws std::bad_alloc (or std::length_error) when memory runs out;
-    // Create maps it to ResourceExhausted.
-    const ModelConfig& c = model_.config;
-    const ModelWeights& w = model_.weights;
+        scores_(options.num_threads) {}
+
+  // Builds the layers over `w` (local_'s shapes) and reserves every buffer.
+  // Throws std::bad_alloc (or std::length_error) when memory runs out;
+  // Create maps it to ResourceExhausted.
+  void Bind(const ModelWeights& w) {
+    const ModelConfig& c = local_;
     const size_t pool_floats =
-        static_cast<size_t>(options.num_blocks) * options.block_size * c.kv_size();
+        static_cast<size_t>(options_.num_blocks) * options_.block_size * c.kv_size();
     for (const LayerWeights& lw : w.layers) {
       Layer l;
       l.input_norm = cpu::ToF32Vector(kernels_, Matrix(lw.input_layernorm));
@@ -127,27 +158,36 @@ class CpuBackend::Impl {
     embed_ = Matrix(w.embed_tokens);
     lm_head_ = Matrix(w.lm_head);
     inv_freq_ = cpu::RopeInverseFrequencies(c);
-    shape_ = {c.num_attention_heads, c.num_key_value_heads, c.head_dim, options.block_size,
+    shape_ = {c.num_attention_heads, c.num_key_value_heads, c.head_dim, options_.block_size,
               c.sliding_window};
     ReservePerStepBuffers();
   }
 
-  const ModelConfig& config() const { return model_.config; }
-  KvCacheGeometry kv_cache() const { return {options_.block_size, options_.num_blocks}; }
-  int32_t max_num_batched_tokens() const { return options_.max_num_batched_tokens; }
-
-  absl::Status Forward(const StepBatch& batch, std::span<float> logits);
-
- private:
   void ReservePerStepBuffers();
-  void RunLayer(Layer& layer, const StepBatch& batch);
+  absl::Status RunLayer(Layer& layer, const StepBatch& batch);
+  // Sums a [T, hidden] buffer over the group's ranks (nothing for one rank).
+  absl::Status AllReduce(Buffer& buffer, int64_t T) {
+    if (communicator_ == nullptr) return absl::OkStatus();
+    return communicator_->AllReduceSum(
+        std::span<float>(buffer.data(), static_cast<size_t>(T * config_.hidden_size)));
+  }
+  // Writes the LM head's logits of the R rows in normed_ into `logits`
+  // ([R, vocab]): directly for one rank, else through the ranks' slices.
+  absl::Status LmHead(int64_t R, std::span<float> logits);
   // Runs fn(row_begin, row_end) over [0, rows) on the pool.
   template <class Fn>
   void ForRows(int64_t rows, Fn fn) {
     pool_.ParallelFor(rows, [&](int, int64_t b, int64_t e) { fn(b, e); });
   }
 
-  LoadedModel model_;
+  // What the weights point into: the whole model, or a rank's slices of a
+  // model kept alive by the caller.
+  std::optional<LoadedModel> model_;
+  ShardWeights shard_;
+  ModelConfig config_;  // the whole model's
+  ShardLayout layout_;
+  ModelConfig local_;  // this rank's shapes (== config_ for one rank)
+  Communicator* communicator_ = nullptr;
   CpuBackendOptions options_;
   const cpu::KernelTable& kernels_;
   cpu::ThreadPool pool_;
@@ -165,10 +205,15 @@ class CpuBackend::Impl {
   Buffer cos_, sin_;
   std::vector<int32_t> token_sequence_;  // [max_num_batched_tokens]
   std::vector<int64_t> rows_;            // sampled rows; capacity max_num_batched_tokens
+  // Ranks only: [R, local vocab] logits of this rank, and every rank's,
+  // [ranks, R, local vocab]. Grown to the most sampled rows seen so far (as
+  // the caller's logits are), not reserved for max_num_batched_tokens rows:
+  // that many rows of a large vocabulary would be gigabytes.
+  std::vector<float> local_logits_, gathered_logits_;
 };
 
 void CpuBackend::Impl::ReservePerStepBuffers() {
-  const ModelConfig& c = model_.config;
+  const ModelConfig& c = local_;
   const int64_t T = options_.max_num_batched_tokens;
   // Sizes of a validated config times T <= 2^31 fit int64 (config bounds:
   // widths <= 2^20); Create has checked the total.
@@ -193,7 +238,10 @@ void CpuBackend::Impl::ReservePerStepBuffers() {
 }
 
 absl::Status CpuBackend::Impl::Forward(const StepBatch& batch, std::span<float> logits) {
-  const ModelConfig& c = model_.config;
+  // Validation depends only on the batch and the whole model's config, so
+  // every rank of a group accepts or rejects a batch alike, before any
+  // collective.
+  const ModelConfig& c = config_;
   if (batch.num_tokens() > options_.max_num_batched_tokens)
     return absl::InvalidArgumentError(absl::StrCat("step batch has ", batch.num_tokens(),
                                                    " tokens, more than max_num_batched_tokens ",
@@ -211,11 +259,14 @@ absl::Status CpuBackend::Impl::Forward(const StepBatch& batch, std::span<float> 
   }
 
   ForRows(T, [&](int64_t b, int64_t e) {
-    cpu::Embed(kernels_, embed_, batch.tokens.data() + b, e - b, hidden_.data() + b * H);
+    cpu::Embed(kernels_, embed_, batch.tokens.data() + b, e - b, hidden_.data() + b * H,
+               layout_.vocab_begin);
     cpu::RopeCosSin(inv_freq_, batch.positions.data() + b, e - b,
                     cos_.data() + b * inv_freq_.size(), sin_.data() + b * inv_freq_.size());
   });
-  for (Layer& layer : layers_) RunLayer(layer, batch);
+  if (absl::Status s = AllReduce(hidden_, T); !s.ok()) return s;
+  for (Layer& layer : layers_)
+    if (absl::Status s = RunLayer(layer, batch); !s.ok()) return s;
 
   // Final norm and LM head only for the last row of each sampled sequence
   // (at most T rows: rows_ has the capacity, push_back does not allocate).
@@ -228,12 +279,37 @@ absl::Status CpuBackend::Impl::Forward(const StepBatch& batch, std::span<float> 
   for (int64_t r = 0; r < R; ++r)
     cpu::RmsNorm(kernels_, hidden_.data() + rows[r] * H, 1, H, final_norm_.data(),
                  static_cast<float>(c.rms_norm_eps), normed_.data() + r * H);
-  cpu::MatMul(pool_, kernels_, scratch_, normed_.data(), R, lm_head_, logits.data());
+  return LmHead(R, logits);
+}
+
+absl::Status CpuBackend::Impl::LmHead(int64_t R, std::span<float> logits) {
+  if (communicator_ == nullptr) {
+    cpu::MatMul(pool_, kernels_, scratch_, normed_.data(), R, lm_head_, logits.data());
+    return absl::OkStatus();
+  }
+  const int64_t local_vocab = local_.vocab_size;
+  const int64_t vocab = config_.vocab_size;
+  const int32_t ranks = layout_.size;
+  if (local_logits_.size() < static_cast<size_t>(R * local_vocab)) {
+    local_logits_.resize(R * local_vocab);
+    gathered_logits_.resize(R * local_vocab * ranks);
+  }
+  cpu::MatMul(pool_, kernels_, scratch_, normed_.data(), R, lm_head_, local_logits_.data());
+  const auto local = std::span<const float>(local_logits_.data(), R * local_vocab);
+  if (absl::Status s = communicator_->AllGather(
+          local, std::span<float>(gathered_logits_.data(), R * local_vocab * ranks));
+      !s.ok())
+    return s;
+  // [rank, row, local vocab] -> [row, rank * local vocab + j].
+  for (int32_t r = 0; r < ranks; ++r)
+    for (int64_t row = 0; row < R; ++row)
+      std::copy_n(gathered_logits_.data() + (r * R + row) * local_vocab, local_vocab,
+                  logits.data() + row * vocab + r * local_vocab);
   return absl::OkStatus();
 }
 
-void CpuBackend::Impl::RunLayer(Layer& layer, const StepBatch& batch) {
-  const ModelConfig& c = model_.config;
+absl::Status CpuBackend::Impl::RunLayer(Layer& layer, const StepBatch& batch) {
+  const ModelConfig& c = local_;
   const int64_t T = batch.num_tokens();
   const int64_t H = c.hidden_size;
   const int64_t I = c.intermediate_size;
@@ -262,6 +338,7 @@ void CpuBackend::Impl::RunLayer(Layer& layer, const StepBatch& batch) {
   cpu::PagedAttention(pool_, kernels_, batch, token_sequence_, shape_, q_.data(),
                       layer.k_cache.data(), layer.v_cache.data(), scores_, attn_.data());
   cpu::MatMul(pool_, kernels_, scratch_, attn_.data(), T, layer.o, proj_.data());
+  if (absl::Status s = AllReduce(proj_, T); !s.ok()) return s;
   ForRows(T, [&](int64_t b, int64_t e) {
     cpu::AddInPlace(hidden_.data() + b * H, proj_.data() + b * H, (e - b) * H);
     cpu::RmsNorm(kernels_, hidden_.data() + b * H, e - b, H, layer.post_norm.data(), eps,
@@ -273,26 +350,32 @@ void CpuBackend::Impl::RunLayer(Layer& layer, const StepBatch& batch) {
     cpu::SiluMul(gate_.data() + b * I, up_.data() + b * I, (e - b) * I, gate_.data() + b * I);
   });
   cpu::MatMul(pool_, kernels_, scratch_, gate_.data(), T, layer.down, proj_.data());
+  if (absl::Status s = AllReduce(proj_, T); !s.ok()) return s;
   ForRows(T, [&](int64_t b, int64_t e) {
     cpu::AddInPlace(hidden_.data() + b * H, proj_.data() + b * H, (e - b) * H);
   });
+  return absl::OkStatus();
 }
 
 CpuBackend::CpuBackend(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 CpuBackend::~CpuBackend() = default;
 
-absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(LoadedModel model,
-                                                               const CpuBackendOptions& options) {
-  if (absl::Status s = options.Validate(); !s.ok()) return s;
-  if (absl::Status s = model.config.Validate(); !s.ok()) return s;
-  if (model.weights.layers.size() != static_cast<size_t>(model.config.num_hidden_layers))
-    return absl::InvalidArgumentError(absl::StrCat("model has ", model.weights.layers.size(),
-                                                   " bound layers, config says ",
-                                                   model.config.num_hidden_layers));
-  if (model.config.head_dim % 2 != 0)
+namespace {
+
+// Checks what Create and CreateRank share, for the whole model's `config`
+// and a rank's `local` shapes (the same for one rank), then runs `make`
+// (which allocates the pool and every per-step buffer), mapping running out
+// of memory or threads to ResourceExhausted: a request the machine cannot
+// hold is a configuration problem to report, not a crash.
+template <class Make>
+absl::StatusOr<std::unique_ptr<CpuBackend>> CheckedCreate(const ModelConfig& config,
+                                                          const ModelConfig& local,
+                                                          const CpuBackendOptions& options,
+                                                          Make make) {
+  if (config.head_dim % 2 != 0)
     return absl::InvalidArgumentError(
-        absl::StrCat("head_dim ", model.config.head_dim, " is odd; RoPE needs pairs"));
-  const ModelConfig& c = model.config;
+        absl::StrCat("head_dim ", config.head_dim, " is odd; RoPE needs pairs"));
+  const ModelConfig& c = local;
   const std::optional<int64_t> pool_bytes =
       CheckedProduct(c.num_hidden_layers, 2, c.num_key_value_heads, c.head_dim, sizeof(float),
                      options.num_blocks, options.block_size);
@@ -308,11 +391,8 @@ absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(LoadedModel model
     return absl::InvalidArgumentError(absl::StrCat("activations for max_num_batched_tokens ",
                                                    options.max_num_batched_tokens,
                                                    " overflow int64 bytes for this model"));
-  // The pool and every per-step buffer are allocated up front; a request the
-  // machine cannot hold is a configuration problem to report, not a crash.
   try {
-    return std::unique_ptr<CpuBackend>(
-        new CpuBackend(std::make_unique<Impl>(std::move(model), options)));
+    return make();
   } catch (const std::bad_alloc&) {
   } catch (const std::length_error&) {
   } catch (const std::system_error& e) {
@@ -323,6 +403,46 @@ absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(LoadedModel model
       "cannot allocate the CPU KV cache of ", *pool_bytes, " bytes (", options.num_blocks,
       " blocks of ", options.block_size, " tokens) and ", *activation_bytes,
       " bytes of activations for max_num_batched_tokens ", options.max_num_batched_tokens));
+}
+
+absl::Status CheckBoundLayers(const LoadedModel& model) {
+  if (model.weights.layers.size() != static_cast<size_t>(model.config.num_hidden_layers))
+    return absl::InvalidArgumentError(absl::StrCat("model has ", model.weights.layers.size(),
+                                                   " bound layers, config says ",
+                                                   model.config.num_hidden_layers));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(LoadedModel model,
+                                                               const CpuBackendOptions& options) {
+  if (absl::Status s = options.Validate(); !s.ok()) return s;
+  if (absl::Status s = model.config.Validate(); !s.ok()) return s;
+  if (absl::Status s = CheckBoundLayers(model); !s.ok()) return s;
+  const ModelConfig config = model.config;
+  return CheckedCreate(config, config, options, [&] {
+    return std::unique_ptr<CpuBackend>(
+        new CpuBackend(std::make_unique<Impl>(std::move(model), options)));
+  });
+}
+
+absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::CreateRank(
+    const LoadedModel& model, Communicator& communicator, const CpuBackendOptions& options) {
+  if (absl::Status s = options.Validate(); !s.ok()) return s;
+  if (absl::Status s = model.config.Validate(); !s.ok()) return s;
+  if (absl::Status s = CheckBoundLayers(model); !s.ok()) return s;
+  absl::StatusOr<ShardLayout> layout =
+      MakeShardLayout(model.config, communicator.rank(), communicator.size());
+  if (!layout.ok()) return layout.status();
+  return CheckedCreate(model.config, layout->LocalConfig(model.config), options,
+                       [&]() -> absl::StatusOr<std::unique_ptr<CpuBackend>> {
+                         absl::StatusOr<ShardWeights> shard =
+                             ShardModelWeights(model.config, model.weights, *layout);
+                         if (!shard.ok()) return shard.status();
+                         return std::unique_ptr<CpuBackend>(new CpuBackend(std::make_unique<Impl>(
+                             model.config, std::move(*shard), *layout, communicator, options)));
+                       });
 }
 
 const ModelConfig& CpuBackend::config() const { return impl_->config(); }

@@ -6,6 +6,11 @@
 //    whatever the batch composition, the chunking of a prefill, the block
 //    size, the physical block order or the thread count; a sequence's logits
 //    are therefore bit-identical alone or inside any mixed batch.
+// It also runs one rank of a tensor-parallel group (CreateRank): the rank's
+// slices of the weights (engine/model/shard.h), its own KV heads, and the
+// group's collectives inside Forward. A group's results are deterministic
+// for its size, but differ from one rank's in the last bits (partial sums of
+// the o and down projections are added in a different grouping).
 #pragma once
 
 #include <cstdint>
@@ -15,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "engine/api/backend.h"
 #include "engine/model/weights.h"
+#include "engine/parallel/communicator.h"
 
 namespace muserve {
 
@@ -36,9 +42,11 @@ struct CpuBackendOptions {
 };
 
 // Bytes of fp32 KV cache one token occupies across all layers, for a config
-// that passed Validate(); saturates at INT64_MAX (which no pool can hold) if
-// the product overflows.
-int64_t CpuKvBytesPerToken(const ModelConfig& config);
+// that passed Validate(), on each rank of a tensor-parallel group of
+// `tensor_parallel_size` (valid for the config: see shard.h), which holds
+// only its share of the KV heads (at least one); saturates at INT64_MAX
+// (which no pool can hold) if the product overflows.
+int64_t CpuKvBytesPerToken(const ModelConfig& config, int32_t tensor_parallel_size = 1);
 
 class CpuBackend final : public Backend {
  public:
@@ -47,13 +55,26 @@ class CpuBackend final : public Backend {
   // ResourceExhausted if they do not fit in memory.
   static absl::StatusOr<std::unique_ptr<CpuBackend>> Create(LoadedModel model,
                                                             const CpuBackendOptions& options);
+  // Rank communicator.rank() of a tensor-parallel group of
+  // communicator.size(): its slices of `model`, its own KV pool of
+  // options.num_blocks blocks over its KV heads, and its own
+  // options.num_threads threads. `model` (whose mapping the group's ranks
+  // share) and `communicator` must outlive the backend. Every rank of the
+  // group must be given the same batches, each rank's Forward on its own
+  // thread; each writes the full logits. InvalidArgument when the model does
+  // not split over the group's size (the message names the size at fault).
+  static absl::StatusOr<std::unique_ptr<CpuBackend>> CreateRank(const LoadedModel& model,
+                                                                Communicator& communicator,
+                                                                const CpuBackendOptions& options);
   ~CpuBackend() override;
 
   const ModelConfig& config() const override;
   KvCacheGeometry kv_cache() const override;
   int32_t max_num_batched_tokens() const override;
   // Performs no heap allocation for a valid batch: every buffer comes from
-  // Create (only error paths allocate, for their messages).
+  // Create (only error paths allocate, for their messages). A rank of a group
+  // is the exception: it grows its logits buffers to the most sampled rows
+  // seen so far.
   absl::Status Forward(const StepBatch& batch, std::span<float> logits) override;
 
  private:

@@ -1,5 +1,6 @@
 #include "engine/cpu/layer_ops.h"
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 
@@ -104,10 +105,16 @@ void AddBias(float* x, int64_t rows, int64_t n, const float* bias) {
 }
 
 void Embed(const KernelTable& kernels, const WeightMatrix& embedding, const int32_t* tokens,
-           int64_t rows, float* out) {
-  for (int64_t r = 0; r < rows; ++r)
-    kernels.convert_rows(embedding.data, embedding.dtype, embedding.cols, tokens[r], tokens[r] + 1,
-                         out + r * embedding.cols);
+           int64_t rows, float* out, int64_t vocab_begin) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t row = tokens[r] - vocab_begin;
+    float* dst = out + r * embedding.cols;
+    if (row < 0 || row >= embedding.rows) {
+      std::fill_n(dst, embedding.cols, 0.0f);
+      continue;
+    }
+    kernels.convert_rows(embedding.data, embedding.dtype, embedding.cols, row, row + 1, dst);
+  }
 }
 
 std::vector<float> ToF32Vector(const KernelTable& kernels, const WeightMatrix& vector) {

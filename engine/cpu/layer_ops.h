@@ -40,9 +40,12 @@ void AddInPlace(float* x, const float* y, int64_t n);
 // x[r * n + i] += bias[i] for each of `rows` rows.
 void AddBias(float* x, int64_t rows, int64_t n, const float* bias);
 
-// out[r] = fp32(embedding row tokens[r]); embedding: [vocab, n].
+// out[r] = fp32(embedding row tokens[r] - vocab_begin); embedding: [vocab, n]
+// holding the rows of tokens [vocab_begin, vocab_begin + vocab). A token
+// outside that range gets a zero row (a tensor-parallel rank embeds only its
+// vocabulary range; the ranks' rows are then summed).
 void Embed(const KernelTable& kernels, const WeightMatrix& embedding, const int32_t* tokens,
-           int64_t rows, float* out);
+           int64_t rows, float* out, int64_t vocab_begin = 0);
 
 // A 1-D checkpoint tensor (norm weight, bias) converted to fp32.
 std::vector<float> ToF32Vector(const KernelTable& kernels, const WeightMatrix& vector);

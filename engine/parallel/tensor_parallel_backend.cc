@@ -1,0 +1,120 @@
+#include "engine/parallel/tensor_parallel_backend.h"
+
+#include <new>
+#include <system_error>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace muserve {
+
+absl::StatusOr<std::unique_ptr<TensorParallelBackend>> TensorParallelBackend::Create(
+    std::vector<std::unique_ptr<Backend>> ranks,
+    std::vector<std::unique_ptr<Communicator>> communicators, std::optional<LoadedModel> model) {
+  if (ranks.size() < 2)
+    return absl::InvalidArgumentError(
+        absl::StrCat("a tensor-parallel group needs at least 2 ranks, got ", ranks.size()));
+  const Backend& first = *ranks[0];
+  for (size_t r = 1; r < ranks.size(); ++r) {
+    const Backend& rank = *ranks[r];
+    if (rank.config().vocab_size != first.config().vocab_size ||
+        rank.config().num_hidden_layers != first.config().num_hidden_layers ||
+        rank.kv_cache().block_size != first.kv_cache().block_size ||
+        rank.kv_cache().num_blocks != first.kv_cache().num_blocks ||
+        rank.max_num_batched_tokens() != first.max_num_batched_tokens())
+      return absl::InvalidArgumentError(absl::StrCat("tensor-parallel rank ", r,
+                                                     " differs from rank 0 in its model, KV "
+                                                     "cache geometry or max_num_batched_tokens"));
+  }
+  std::unique_ptr<TensorParallelBackend> backend(
+      new TensorParallelBackend(std::move(communicators), std::move(model), std::move(ranks)));
+  try {
+    backend->Start();
+  } catch (const std::system_error& e) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cannot start the tensor-parallel rank threads: ", e.what()));
+  }
+  return backend;
+}
+
+TensorParallelBackend::TensorParallelBackend(
+    std::vector<std::unique_ptr<Communicator>> communicators, std::optional<LoadedModel> model,
+    std::vector<std::unique_ptr<Backend>> ranks)
+    : model_(std::move(model)),
+      communicators_(std::move(communicators)),
+      ranks_(std::move(ranks)),
+      statuses_(ranks_.size()) {}
+
+void TensorParallelBackend::Start() {
+  rank_logits_.resize(ranks_.size() - 1);
+  // A thread that fails to start leaves the ones started; the destructor
+  // stops and joins them.
+  for (int32_t r = 1; r < size(); ++r) threads_.emplace_back([this, r] { RankLoop(r); });
+}
+
+TensorParallelBackend::~TensorParallelBackend() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  work_ready_.notify_all();
+  for (std::thread& t : threads_) t.join();
+}
+
+void TensorParallelBackend::RankLoop(int32_t rank) {
+  uint64_t seen = 0;
+  while (true) {
+    const StepBatch* batch;
+    size_t logits_floats;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      work_ready_.wait(lock, [&] { return stop_ || generation_ != seen; });
+      if (stop_) return;
+      seen = generation_;
+      batch = batch_;
+      logits_floats = logits_floats_;
+    }
+    absl::Status status = ranks_[rank]->Forward(
+        *batch, std::span<float>(rank_logits_[rank - 1].data(), logits_floats));
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      statuses_[rank] = std::move(status);
+      if (--pending_ == 0) work_done_.notify_one();
+    }
+  }
+}
+
+absl::Status TensorParallelBackend::Forward(const StepBatch& batch, std::span<float> logits) {
+  // Ranks 1..N-1 get buffers of logits.size() floats, so that every rank
+  // accepts or rejects the batch alike. A size no valid step can have is
+  // rejected before allocating for it.
+  const size_t most_floats =
+      static_cast<size_t>(max_num_batched_tokens()) * static_cast<size_t>(config().vocab_size);
+  if (logits.size() > most_floats)
+    return absl::InvalidArgumentError(absl::StrCat("logits buffer of ", logits.size(),
+                                                   " floats is larger than any step's (at most ",
+                                                   most_floats, ")"));
+  try {
+    for (std::vector<float>& rank_logits : rank_logits_)
+      if (rank_logits.size() < logits.size()) rank_logits.resize(logits.size());
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError("out of memory for the tensor-parallel ranks' logits");
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    batch_ = &batch;
+    logits_floats_ = logits.size();
+    pending_ = size() - 1;
+    ++generation_;
+  }
+  work_ready_.notify_all();
+  absl::Status status = ranks_[0]->Forward(batch, logits);
+  std::unique_lock<std::mutex> lock(mutex_);
+  work_done_.wait(lock, [&] { return pending_ == 0; });
+  if (!status.ok()) return status;
+  for (int32_t r = 1; r < size(); ++r)
+    if (!statuses_[r].ok()) return statuses_[r];
+  return absl::OkStatus();
+}
+
+}  // namespace muserve
