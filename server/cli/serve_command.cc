@@ -39,6 +39,8 @@ ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on");
 ABSL_FLAG(int32_t, port, 50051, "gRPC port (0 picks a free one)");
 ABSL_FLAG(int32_t, metrics_port, 9464, "Prometheus /metrics port (0 picks one, -1 disables)");
 ABSL_FLAG(std::string, device, "cpu", "Backend: cpu");
+ABSL_FLAG(int32_t, tensor_parallel_size, 1,
+          "Ranks the model is split over (on --device cpu: threads of --threads each)");
 ABSL_FLAG(int32_t, max_num_seqs, 64, "Sequences in one engine step");
 ABSL_FLAG(int32_t, max_num_batched_tokens, 2048, "Tokens in one engine step");
 ABSL_FLAG(int32_t, max_queue, 1024, "Waiting requests before RESOURCE_EXHAUSTED");
@@ -74,13 +76,14 @@ Flags:
   --port N                      gRPC port (default 50051; 0 picks a free one)
   --metrics-port N              /metrics port (default 9464; 0 picks one; -1 disables)
   --device NAME                 backend: cpu (default)
-  --threads N                   CPU threads of the forward pass (default 2)
+  --threads N                   CPU threads of the forward pass, per rank (default 2)
+  --tensor-parallel-size N      ranks the model is split over (default 1)
   --max-num-seqs N              sequences in one engine step (default 64)
   --max-num-batched-tokens N    tokens in one engine step (default 2048)
   --max-queue N                 waiting requests before RESOURCE_EXHAUSTED (default 1024)
   --enable-prefix-caching=BOOL  reuse the KV of cached prompt prefixes (default true)
-  --kv-cache-memory SIZE        KV cache memory, e.g. 512MiB, 4GiB (default 1GiB; capped
-                                at what max-num-seqs full contexts can use)
+  --kv-cache-memory SIZE        KV cache memory per rank, e.g. 512MiB, 4GiB (default 1GiB;
+                                capped at what max-num-seqs full contexts can use)
   --block-size N                KV cache block size in tokens (default 16)
   --max-request-bytes N         largest accepted request (default 4194304)
   --chat-template FILE          Jinja chat template replacing tokenizer_config.json's
@@ -107,6 +110,7 @@ constexpr IntegerRange kIntegerRanges[] = {
     {"max_num_batched_tokens", 1, INT32_MAX},
     {"max_queue", 1, INT32_MAX},
     {"block_size", 1, INT32_MAX},
+    {"tensor_parallel_size", 1, 1024},
     {"max_request_bytes", 1024, INT64_MAX},
 };
 
@@ -276,6 +280,7 @@ int RunServe(const std::vector<std::string_view>& args) {
   server::ServingModelOptions& model = options.model;
   model.device = absl::GetFlag(FLAGS_device);
   model.num_threads = absl::GetFlag(FLAGS_threads);
+  model.tensor_parallel_size = absl::GetFlag(FLAGS_tensor_parallel_size);
   model.block_size = absl::GetFlag(FLAGS_block_size);
   model.kv_cache_bytes = *kv_bytes;
   model.loop.max_num_seqs = absl::GetFlag(FLAGS_max_num_seqs);
@@ -326,7 +331,7 @@ const Command& ServeCommand() {
       {"model", "host", "port", "metrics_port", "device", "threads", "max_num_seqs",
        "max_num_batched_tokens", "max_queue", "enable_prefix_caching", "kv_cache_memory",
        "block_size", "max_request_bytes", "chat_template", "drain_timeout", "stream_stall_timeout",
-       "log_level", "log_format",
+       "log_level", "log_format", "tensor_parallel_size",
        // Flags not keys of the configuration file: see RunServe.
        "config", "print_config"},
       RunServe};

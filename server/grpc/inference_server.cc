@@ -93,6 +93,7 @@ absl::Status InferenceServer::LoadModel() {
             {"architecture", info.architecture()},
             {"dtype", info.dtype()},
             {"device", info.device()},
+            {"tensor_parallel_size", int64_t{info.tensor_parallel_size()}},
             {"context", int64_t{info.max_context_length()}},
             {"kv_blocks", int64_t{info.kv_num_blocks()}},
             {"kv_block_size", int64_t{info.kv_block_size()}},

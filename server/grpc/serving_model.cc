@@ -6,7 +6,9 @@
 #include "absl/strings/str_cat.h"
 #include "engine/api/absl_string_view.h"
 #include "engine/cpu/cpu_backend.h"
+#include "engine/cpu/cpu_tensor_parallel.h"
 #include "engine/model/generation_config.h"
+#include "engine/model/shard.h"
 #include "engine/model/weights.h"
 #include "scheduler/kv/kv_block_manager.h"
 
@@ -69,7 +71,11 @@ absl::StatusOr<std::unique_ptr<ServingModel>> ServingModel::Load(
 
   // The pool: what the memory budget affords, capped at max_num_seqs full
   // contexts (more could never be in use at once).
-  const int64_t bytes_per_token = CpuKvBytesPerToken(config);
+  if (absl::Status status = ValidateTensorParallelSize(config, options.tensor_parallel_size);
+      !status.ok()) {
+    return Prefixed(status, "--tensor-parallel-size");
+  }
+  const int64_t bytes_per_token = CpuKvBytesPerToken(config, options.tensor_parallel_size);
   auto budget_blocks = KvBlockManager::NumBlocksForBudget(options.kv_cache_bytes, bytes_per_token,
                                                           options.block_size, "--kv-cache-bytes");
   if (!budget_blocks.ok()) return budget_blocks.status();
@@ -86,7 +92,8 @@ absl::StatusOr<std::unique_ptr<ServingModel>> ServingModel::Load(
   if (absl::Status status = backend_options.Validate(); !status.ok()) {
     return Prefixed(status, "backend options");
   }
-  auto backend = CpuBackend::Create(std::move(*loaded), backend_options);
+  auto backend =
+      CreateCpuBackend(std::move(*loaded), options.tensor_parallel_size, backend_options);
   if (!backend.ok()) return backend.status();
   model->backend_ = std::move(*backend);
 
@@ -114,7 +121,7 @@ absl::StatusOr<std::unique_ptr<ServingModel>> ServingModel::Load(
   info.set_vocab_size(static_cast<int32_t>(config.vocab_size));
   info.set_dtype(TorchDTypeName(config.torch_dtype));
   info.set_device(options.device);
-  info.set_tensor_parallel_size(1);
+  info.set_tensor_parallel_size(options.tensor_parallel_size);
   info.set_max_batch_size(options.loop.max_num_seqs);
   info.set_max_batched_tokens(options.loop.max_num_batched_tokens);
   info.set_max_queue(options.loop.max_queue);

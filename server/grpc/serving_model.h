@@ -24,11 +24,14 @@ namespace muserve::server {
 struct ServingModelOptions {
   std::filesystem::path model_dir;
   std::string device = "cpu";  // only "cpu" is built so far
-  int32_t num_threads = 2;     // CPU threads of the forward pass (>= 1)
-  int32_t block_size = 16;     // KV tokens per block (>= 1)
-  // KV cache memory. The pool is also capped at what max_num_seqs sequences
-  // of full context can use, so a small model does not reserve memory it can
-  // never fill.
+  int32_t num_threads = 2;     // CPU threads of the forward pass (>= 1), per rank
+  // Ranks the model is split over (engine/model/shard.h); on the CPU each
+  // rank is a thread with num_threads threads of its own.
+  int32_t tensor_parallel_size = 1;
+  int32_t block_size = 16;  // KV tokens per block (>= 1)
+  // KV cache memory of each rank (which holds only its own KV heads). The
+  // pool is also capped at what max_num_seqs sequences of full context can
+  // use, so a small model does not reserve memory it can never fill.
   int64_t kv_cache_bytes = int64_t{1} << 30;
   EngineLoopOptions loop;
   std::optional<std::filesystem::path> chat_template;  // replaces tokenizer_config.json's

@@ -47,7 +47,7 @@ TEST_F(ServerTest, ModelInfoDescribesTheServedModel) {
   EXPECT_EQ(info.vocab_size(), 512);
   EXPECT_EQ(info.device(), "cpu");
   EXPECT_EQ(info.dtype(), "float32");
-  EXPECT_EQ(info.tensor_parallel_size(), 1);
+  EXPECT_EQ(info.tensor_parallel_size(), kTestTensorParallelSize);
   EXPECT_EQ(info.kv_block_size(), 16);
   EXPECT_EQ(info.kv_capacity_tokens(), int64_t{info.kv_num_blocks()} * 16);
   EXPECT_GT(info.kv_num_blocks(), 0);

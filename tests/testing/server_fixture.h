@@ -2,6 +2,7 @@
 // and a real gRPC client to it; shared by the server's integration tests.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -29,6 +30,14 @@ using Clock = std::chrono::steady_clock;
 using grpc::health::v1::HealthCheckRequest;
 using grpc::health::v1::HealthCheckResponse;
 
+// The tensor-parallel size the server tests run at: 1, or what the test
+// program was built for (tests/CMakeLists.txt builds the server tests a
+// second time with the model split over two CPU ranks).
+#ifndef MUSERVE_TEST_TENSOR_PARALLEL_SIZE
+#define MUSERVE_TEST_TENSOR_PARALLEL_SIZE 1
+#endif
+inline constexpr int32_t kTestTensorParallelSize = MUSERVE_TEST_TENSOR_PARALLEL_SIZE;
+
 // One tiny model directory per test program.
 inline const std::filesystem::path& TinyModelDir() {
   static muserve::testing::TempDir* dir = [] {
@@ -49,7 +58,9 @@ inline ServerOptions TinyServerOptions() {
   options.port = 0;
   options.metrics_port = 0;
   options.model.model_dir = TinyModelDir();
-  options.model.num_threads = 2;
+  // Two threads in all, whatever the number of ranks.
+  options.model.num_threads = std::max(1, 2 / kTestTensorParallelSize);
+  options.model.tensor_parallel_size = kTestTensorParallelSize;
   options.model.kv_cache_bytes = 64 << 20;
   return options;
 }
