@@ -166,11 +166,14 @@ class CpuBackend::Impl {
   void ReservePerStepBuffers();
   absl::Status RunLayer(Layer& layer, const StepBatch& batch);
   // Sums a [T, hidden] buffer over the group's ranks (nothing for one rank).
-  absl::Status AllReduce(Buffer& buffer, int64_t T) {
+  // `extra` more floats after the rows (the embedding's verdict, see Forward).
+  absl::Status AllReduce(Buffer& buffer, int64_t T, int64_t extra = 0) {
     if (communicator_ == nullptr) return absl::OkStatus();
     return communicator_->AllReduceSum(
-        std::span<float>(buffer.data(), static_cast<size_t>(T * config_.hidden_size)));
+        std::span<float>(buffer.data(), static_cast<size_t>(T * config_.hidden_size + extra)));
   }
+  // Ranks only: makes room for R rows of logits. False if memory ran out.
+  bool GrowLogits(int64_t R);
   // Writes the LM head's logits of the R rows in normed_ into `logits`
   // ([R, vocab]): directly for one rank, else through the ranks' slices.
   absl::Status LmHead(int64_t R, std::span<float> logits);
@@ -217,7 +220,8 @@ void CpuBackend::Impl::ReservePerStepBuffers() {
   const int64_t T = options_.max_num_batched_tokens;
   // Sizes of a validated config times T <= 2^31 fit int64 (config bounds:
   // widths <= 2^20); Create has checked the total.
-  for (Buffer* b : {&hidden_, &normed_, &proj_}) b->Allocate(T * c.hidden_size);
+  for (Buffer* b : {&normed_, &proj_}) b->Allocate(T * c.hidden_size);
+  hidden_.Allocate(T * c.hidden_size + 1);  // + the verdict element (Forward)
   for (Buffer* b : {&q_, &attn_}) b->Allocate(T * c.q_size());
   for (Buffer* b : {&k_, &v_}) b->Allocate(T * c.kv_size());
   for (Buffer* b : {&gate_, &up_}) b->Allocate(T * c.intermediate_size);
@@ -264,7 +268,17 @@ absl::Status CpuBackend::Impl::Forward(const StepBatch& batch, std::span<float> 
     cpu::RopeCosSin(inv_freq_, batch.positions.data() + b, e - b,
                     cos_.data() + b * inv_freq_.size(), sin_.data() + b * inv_freq_.size());
   });
-  if (absl::Status s = AllReduce(hidden_, T); !s.ok()) return s;
+  if (communicator_ != nullptr) {
+    // A rank that cannot grow its logits buffers must not leave its peers
+    // waiting in a collective: the embedding's all-reduce carries each
+    // rank's verdict in one more element, and the ranks fail the step
+    // together.
+    hidden_.data()[T * H] = GrowLogits(batch.num_sampled()) ? 0.0f : 1.0f;
+    if (absl::Status s = AllReduce(hidden_, T, /*extra=*/1); !s.ok()) return s;
+    if (hidden_.data()[T * H] != 0.0f)
+      return absl::ResourceExhaustedError(
+          "a tensor-parallel rank ran out of memory for its logits buffers");
+  }
   for (Layer& layer : layers_)
     if (absl::Status s = RunLayer(layer, batch); !s.ok()) return s;
 
@@ -282,6 +296,20 @@ absl::Status CpuBackend::Impl::Forward(const StepBatch& batch, std::span<float> 
   return LmHead(R, logits);
 }
 
+bool CpuBackend::Impl::GrowLogits(int64_t R) {
+  const auto floats = static_cast<size_t>(R * local_.vocab_size);
+  if (local_logits_.size() >= floats) return true;
+  try {
+    local_logits_.resize(floats);
+    gathered_logits_.resize(floats * layout_.size);
+  } catch (const std::bad_alloc&) {
+    return false;
+  } catch (const std::length_error&) {
+    return false;
+  }
+  return true;
+}
+
 absl::Status CpuBackend::Impl::LmHead(int64_t R, std::span<float> logits) {
   if (communicator_ == nullptr) {
     cpu::MatMul(pool_, kernels_, scratch_, normed_.data(), R, lm_head_, logits.data());
@@ -290,10 +318,6 @@ absl::Status CpuBackend::Impl::LmHead(int64_t R, std::span<float> logits) {
   const int64_t local_vocab = local_.vocab_size;
   const int64_t vocab = config_.vocab_size;
   const int32_t ranks = layout_.size;
-  if (local_logits_.size() < static_cast<size_t>(R * local_vocab)) {
-    local_logits_.resize(R * local_vocab);
-    gathered_logits_.resize(R * local_vocab * ranks);
-  }
   cpu::MatMul(pool_, kernels_, scratch_, normed_.data(), R, lm_head_, local_logits_.data());
   const auto local = std::span<const float>(local_logits_.data(), R * local_vocab);
   if (absl::Status s = communicator_->AllGather(
