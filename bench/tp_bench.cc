@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -197,6 +198,26 @@ absl::StatusOr<double> TimeSteps(Backend& backend, int32_t count, int32_t prompt
   return std::chrono::duration<double>(Clock::now() - start).count() / steps;
 }
 
+// The in-process all-reduce alone: `ranks` threads all-reducing `floats`
+// floats `calls` times; seconds per call on rank 0. What a collective costs
+// when no rank is late (the model runs add the waiting for the slower rank).
+double TimeAllReduce(int32_t ranks, size_t floats, int calls) {
+  std::vector<std::unique_ptr<InProcessCommunicator>> group = MakeInProcessCommunicators(ranks);
+  double seconds = 0;
+  std::vector<std::thread> threads;
+  for (int32_t r = 0; r < ranks; ++r) {
+    threads.emplace_back([&, r] {
+      std::vector<float> buffer(floats, 1.0f);
+      group[r]->AllReduceSum(buffer).IgnoreError();  // warm-up
+      const auto start = Clock::now();
+      for (int i = 0; i < calls; ++i) group[r]->AllReduceSum(buffer).IgnoreError();
+      if (r == 0) seconds = std::chrono::duration<double>(Clock::now() - start).count() / calls;
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  return seconds;
+}
+
 int Run(const Flags& flags) {
   auto model = BenchModel::Create(flags.preset, "tp_bench");
   if (!model.ok()) {
@@ -254,6 +275,14 @@ int Run(const Flags& flags) {
         "all-gather %.3f ms/step, in collectives %.1f%% of the step (worst rank)\n",
         w.name.c_str(), 1e3 * *one, flags.threads, 1e3 * *many, *one / *many, per_layer_ms,
         gather_ms, 100 * worst_fraction);
+  }
+  for (int32_t rows : {1, 8, flags.prefill}) {
+    const size_t floats = static_cast<size_t>(rows) * c.hidden_size;
+    const double seconds = TimeAllReduce(flags.threads, floats, 200);
+    std::printf(
+        "all-reduce alone, %d ranks, %d rows x hidden (%zu KiB): %.1f us per call, "
+        "%.1f us per layer (2 calls)\n",
+        flags.threads, rows, floats * sizeof(float) / 1024, 1e6 * seconds, 2e6 * seconds);
   }
   std::printf("load average at end: %s\n", LoadAverage().c_str());
   return 0;

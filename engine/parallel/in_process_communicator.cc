@@ -74,11 +74,20 @@ absl::Status InProcessCommunicator::AllReduceSum(std::span<float> buffer) {
   if (agreement.ok()) {
     // Reduce my chunk over all ranks, in rank order, into my own buffer.
     // Only I read or write chunk `rank_` of any buffer until barrier B.
+    // Tile by tile through a local accumulator, so that the inner loops
+    // vectorise (my own buffer is an input and the output).
     const auto [begin, end] = Chunk(buffer.size(), rank_, n);
-    for (size_t i = begin; i < end; ++i) {
-      float sum = group_->slot(0).data[i];
-      for (int32_t r = 1; r < n; ++r) sum += group_->slot(r).data[i];
-      buffer[i] = sum;
+    constexpr size_t kTile = 512;
+    float sum[kTile];
+    for (size_t t0 = begin; t0 < end; t0 += kTile) {
+      const size_t len = std::min(kTile, end - t0);
+      const float* first = group_->slot(0).data + t0;
+      for (size_t j = 0; j < len; ++j) sum[j] = first[j];
+      for (int32_t r = 1; r < n; ++r) {
+        const float* other = group_->slot(r).data + t0;
+        for (size_t j = 0; j < len; ++j) sum[j] += other[j];
+      }
+      std::copy_n(sum, len, buffer.data() + t0);
     }
   }
   group_->Wait();  // B: every chunk is reduced in its owner's buffer
