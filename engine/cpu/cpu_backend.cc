@@ -89,7 +89,8 @@ int64_t CpuKvBytesPerToken(const ModelConfig& config, int32_t tensor_parallel_si
 
 // Invariants: layers_.size() == config.num_hidden_layers; the layer graph
 // has local_'s shapes (the whole model's config_ unless a tensor-parallel
-// rank), and communicator_ is null exactly when the group would be one rank;
+// rank), and communicator_ is null exactly for the whole model (Create), so
+// that one rank without a group runs no collectives;
 // every per-step buffer holds max_num_batched_tokens rows, the MatMul scratch
 // is reserved for every weight matrix and scores_ for the longest attended
 // span, so Forward does not allocate; Forward runs on one thread at a time
