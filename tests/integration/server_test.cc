@@ -37,6 +37,18 @@ TEST_F(ServerTest, HealthIsNotServingUntilTheModelIsLoaded) {
   EXPECT_EQ(served.finished->reason(), v1::FINISH_REASON_LENGTH);
 }
 
+TEST_F(ServerTest, ATensorParallelSizeThatDoesNotDivideTheModelFailsToLoadNamingIt) {
+  ServerOptions options = TinyServerOptions();
+  options.model.tensor_parallel_size = 3;  // the tiny model has 4 heads
+  StartServer(options, /*load=*/false);
+  const absl::Status loaded = server_->LoadModel();
+  EXPECT_EQ(loaded.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(loaded.message()),
+              HasSubstr("--tensor-parallel-size: num_attention_heads 4 is not divisible by "
+                        "tensor_parallel_size 3"));
+  EXPECT_EQ(Health(), HealthCheckResponse::NOT_SERVING);
+}
+
 TEST_F(ServerTest, ModelInfoDescribesTheServedModel) {
   StartServer();
   grpc::ClientContext context;
