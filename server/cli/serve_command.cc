@@ -7,11 +7,13 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -38,7 +40,7 @@
 ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on");
 ABSL_FLAG(int32_t, port, 50051, "gRPC port (0 picks a free one)");
 ABSL_FLAG(int32_t, metrics_port, 9464, "Prometheus /metrics port (0 picks one, -1 disables)");
-ABSL_FLAG(std::string, device, "cpu", "Backend: cpu");
+ABSL_FLAG(std::string, device, "cpu", "Backend: cpu (the only one built so far)");
 ABSL_FLAG(int32_t, tensor_parallel_size, 1,
           "Ranks the model is split over (on --device cpu: threads of --threads each)");
 ABSL_FLAG(int32_t, max_num_seqs, 64, "Sequences in one engine step");
@@ -52,6 +54,9 @@ ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(30),
           "On SIGTERM, how long streams in flight may run before they are cancelled");
 ABSL_FLAG(absl::Duration, stream_stall_timeout, absl::Seconds(30),
           "Cancel a stream whose client has not read a response for this long");
+ABSL_FLAG(absl::Duration, max_connection_age, absl::Minutes(5),
+          "Close a client connection gracefully after this long, so that clients re-resolve the "
+          "service name and find new replicas; 0 keeps connections open");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error or off");
 ABSL_FLAG(std::string, log_format, "text", "text or json (one JSON object per line)");
 ABSL_FLAG(std::string, config, "",
@@ -75,7 +80,7 @@ Flags:
   --host ADDR                   address to listen on (default 0.0.0.0)
   --port N                      gRPC port (default 50051; 0 picks a free one)
   --metrics-port N              /metrics port (default 9464; 0 picks one; -1 disables)
-  --device NAME                 backend: cpu (default)
+  --device NAME                 backend: cpu (default; the only one built so far)
   --threads N                   CPU threads of the forward pass, per rank (default 2)
   --tensor-parallel-size N      ranks the model is split over (default 1)
   --max-num-seqs N              sequences in one engine step (default 64)
@@ -89,6 +94,8 @@ Flags:
   --chat-template FILE          Jinja chat template replacing tokenizer_config.json's
   --drain-timeout DURATION      on SIGTERM, time for streams in flight (default 30s)
   --stream-stall-timeout DUR    cancel a stream whose client stopped reading (default 30s)
+  --max-connection-age DUR      close client connections gracefully after this long, so
+                                that clients find new replicas (default 5m; 0: never)
   --log-level LEVEL             trace, debug, info (default), warn, error, off
   --log-format FORMAT           text (default) or json
   --config FILE                 YAML file of these flags (max-num-seqs: 64, log-format: json);
@@ -113,6 +120,9 @@ constexpr IntegerRange kIntegerRanges[] = {
     {"tensor_parallel_size", 1, 1024},
     {"max_request_bytes", 1024, INT64_MAX},
 };
+
+// The --device values this build has a backend for.
+constexpr const char* kDevices[] = {"cpu"};
 
 // "4GiB", "512MiB", "1024" -> bytes.
 absl::StatusOr<int64_t> ParseByteSize(std::string_view text) {
@@ -214,6 +224,36 @@ absl::Status CheckFlagValues(const FlagSources& sources) {
   if (absl::GetFlag(FLAGS_stream_stall_timeout) <= absl::ZeroDuration()) {
     fail("stream_stall_timeout", "must be positive");
   }
+  if (const absl::Duration age = absl::GetFlag(FLAGS_max_connection_age);
+      age != absl::ZeroDuration() && (age < absl::Seconds(1) || age > absl::Hours(24 * 24))) {
+    // gRPC takes the age as an int of milliseconds: at most about 24 days.
+    fail("max_connection_age", "must be 0 (never close) or between 1s and 576h");
+  }
+  const std::string device = absl::GetFlag(FLAGS_device);
+  if (std::find(std::begin(kDevices), std::end(kDevices), device) == std::end(kDevices)) {
+    // The server would refuse it only after binding its ports; say it now.
+    fail("device",
+         absl::StrCat("must be one of ", absl::StrJoin(kDevices, ", "),
+                      " (the backends of this build; there is no CUDA backend yet), got '", device,
+                      "'"));
+  }
+  if (const std::string model = absl::GetFlag(FLAGS_model); !model.empty()) {
+    std::error_code error;
+    if (!std::filesystem::is_directory(model, error)) {
+      fail("model",
+           absl::StrCat("'", model, "' is not a directory",
+                        std::filesystem::exists(model, error) ? "" : " (it does not exist)"));
+    }
+  }
+  if (const auto chat_template = absl::GetFlag(FLAGS_chat_template);
+      chat_template.has_value() && !chat_template->empty()) {
+    std::error_code error;
+    if (!std::filesystem::is_regular_file(*chat_template, error) ||
+        !std::ifstream(*chat_template).is_open()) {
+      fail("chat_template",
+           absl::StrCat("cannot read '", *chat_template, "' (not a readable file)"));
+    }
+  }
   if (absl::Status level = server::CheckLogLevel(absl::GetFlag(FLAGS_log_level)); !level.ok()) {
     fail("log_level", level.message());
   }
@@ -275,6 +315,7 @@ int RunServe(const std::vector<std::string_view>& args) {
   options.host = absl::GetFlag(FLAGS_host);
   options.port = absl::GetFlag(FLAGS_port);
   options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
+  options.max_connection_age = absl::ToChronoMilliseconds(absl::GetFlag(FLAGS_max_connection_age));
   options.stream_stall_timeout =
       absl::ToChronoMilliseconds(absl::GetFlag(FLAGS_stream_stall_timeout));
   server::ServingModelOptions& model = options.model;
@@ -331,7 +372,7 @@ const Command& ServeCommand() {
       {"model", "host", "port", "metrics_port", "device", "threads", "max_num_seqs",
        "max_num_batched_tokens", "max_queue", "enable_prefix_caching", "kv_cache_memory",
        "block_size", "max_request_bytes", "chat_template", "drain_timeout", "stream_stall_timeout",
-       "log_level", "log_format", "tensor_parallel_size",
+       "max_connection_age", "log_level", "log_format", "tensor_parallel_size",
        // Flags not keys of the configuration file: see RunServe.
        "config", "print_config"},
       RunServe};

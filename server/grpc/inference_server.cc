@@ -51,9 +51,11 @@ absl::StatusOr<std::unique_ptr<InferenceServer>> InferenceServer::Start(
       static_cast<int>(std::min<size_t>(std::max<size_t>(4 * limit, 64 << 20), INT32_MAX)));
   // No GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS: its default, infinite, lets a
   // stream of any length finish on the old connection.
-  builder.AddChannelArgument(
-      GRPC_ARG_MAX_CONNECTION_AGE_MS,
-      static_cast<int>(std::min<int64_t>(options.max_connection_age.count(), INT32_MAX)));
+  if (options.max_connection_age.count() > 0) {
+    builder.AddChannelArgument(
+        GRPC_ARG_MAX_CONNECTION_AGE_MS,
+        static_cast<int>(std::min<int64_t>(options.max_connection_age.count(), INT32_MAX)));
+  }
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(

@@ -35,7 +35,8 @@ struct ServerOptions {
   // A client connection is closed gracefully (GOAWAY: calls in flight run to
   // their end, new ones go over a new connection) after about this long, so
   // that clients balancing over a DNS name re-resolve it and find replicas
-  // added since they connected.
+  // added since they connected. Zero (or less): connections are never
+  // closed for their age.
   std::chrono::milliseconds max_connection_age{std::chrono::minutes(5)};
 };
 

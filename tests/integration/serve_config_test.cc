@@ -83,10 +83,11 @@ TEST_F(ServeConfigTest, TheFileOverridesDefaultsAndTheCommandLineOverridesTheFil
 }
 
 TEST_F(ServeConfigTest, PrintedConfigurationReadsBackToItself) {
-  const std::string printed =
-      PrintConfig({"--host", "127.0.0.1", "--max-num-seqs", "5", "--enable-prefix-caching=false",
-                   "--drain-timeout", "2m", "--chat-template", "/etc/muserve/chat template.jinja",
-                   "--kv-cache-memory", "512MiB", "--log-level", "warn"});
+  const std::string chat_template = Write("{{ messages }}", "chat template.jinja");
+  const std::string printed = PrintConfig(
+      {"--host", "127.0.0.1", "--max-num-seqs", "5", "--enable-prefix-caching=false",
+       "--drain-timeout", "2m", "--chat-template", chat_template, "--max-connection-age", "0",
+       "--kv-cache-memory", "512MiB", "--log-level", "warn"});
   EXPECT_EQ(PrintConfig({"--config", Write(printed)}), printed);
 }
 
@@ -128,6 +129,31 @@ TEST_F(ServeConfigTest, AnOutOfRangeValueNamesWhereItCameFrom) {
   EXPECT_EQ(from_flag.exit_code, 2);
   EXPECT_THAT(from_flag.stderr_text, AllOf(HasSubstr("--kv-cache-memory: must be a positive size"),
                                            Not(HasSubstr("log-format"))));
+}
+
+TEST_F(ServeConfigTest, AnUnsupportedDeviceOrAMissingPathFailsBeforeAnythingStarts) {
+  const std::string missing = (dir_.path() / "absent").string();
+  const std::string file =
+      Write("device: cuda\nmodel: " + missing + "\nchat-template: " + dir_.path().string() + "\n");
+  const ProcessResult from_file = RunProcess({MUSERVE_BINARY, "serve", "--config", file});
+  EXPECT_EQ(from_file.exit_code, 2);
+  EXPECT_THAT(
+      from_file.stderr_text,
+      AllOf(HasSubstr("device (" + file + ":1): must be one of cpu"),
+            HasSubstr("there is no CUDA backend yet), got 'cuda'"),
+            HasSubstr("model (" + file + ":2): '" + missing + "' is not a directory"),
+            HasSubstr("chat-template (" + file + ":3): cannot read '" + dir_.path().string())));
+  EXPECT_THAT(from_file.stderr_text, Not(HasSubstr("listening")));
+
+  const ProcessResult from_flags =
+      RunProcess({MUSERVE_BINARY, "serve", "--device=gpu", "--chat-template", missing,
+                  "--max-connection-age=-1s", "--print-config"});
+  EXPECT_EQ(from_flags.exit_code, 2);
+  EXPECT_THAT(from_flags.stderr_text,
+              AllOf(HasSubstr("--device: must be one of cpu"),
+                    HasSubstr("--chat-template: cannot read '" + missing + "'"),
+                    HasSubstr("--max-connection-age: must be 0 (never close) or between 1s")));
+  EXPECT_EQ(from_flags.stdout_text, "");
 }
 
 TEST_F(ServeConfigTest, TheServerRunsWithTheFilesSettings) {
