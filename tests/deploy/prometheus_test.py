@@ -72,8 +72,11 @@ class PrometheusScrapesMuserve(unittest.TestCase):
                 yaml.safe_dump({
                     "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
                     "rule_files": [self.rules],
+                    # The target label the chart's ServiceMonitor copies
+                    # from the Service, which MuserveReplicaDown selects on.
                     "scrape_configs": [{"job_name": "muserve", "static_configs": [
-                        {"targets": [f"127.0.0.1:{server.metrics_port}"]}]}],
+                        {"targets": [f"127.0.0.1:{server.metrics_port}"],
+                         "labels": {"app_kubernetes_io_name": "muserve"}}]}],
                 }, f)
             web_port = free_port()
             log = open(os.path.join(self.tmp, "prometheus.log"), "w+")
@@ -111,6 +114,8 @@ class PrometheusScrapesMuserve(unittest.TestCase):
         self.assertEqual(sum(float(s["value"][1]) for s in series), 1.0)
         self.assertEqual(api_get(port, "query", query="muserve_serving")["result"][0]["value"][1],
                          "1")
+        up = api_get(port, "query", query='up{app_kubernetes_io_name="muserve"}')["result"]
+        self.assertEqual([s["value"][1] for s in up], ["1"], "MuserveReplicaDown's selector")
 
         groups = api_get(port, "rules")["groups"]
         loaded = {r["name"]: r for g in groups for r in g["rules"]}
