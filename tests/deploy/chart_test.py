@@ -6,7 +6,10 @@ helm_template.py) for the default values, for values-gpu.yaml and with
 autoscaling on, lints every YAML file and rendering, and checks that what
 the chart tells Kubernetes and Prometheus matches the real server: the flags
 in the container command exist in `muserve serve --help`, the probes and
-Service target the ports the command sets, the model mount is the --model
+Service target the ports the command sets, `muserve serve --print-config`
+accepts every value set's command line (but those that need the CUDA
+backend, which this build lacks), the pod meets the "restricted" Pod
+Security Standard, the model mount is the --model
 directory, the grace period covers the preStop sleep and the drain, a server
 started with the chart's flags and values serves, and every metric (and
 label) named by the alerts, the autoscaler and the adapter rules is on its
@@ -91,6 +94,22 @@ def flag_values(args):
     return flags
 
 
+def needs_cuda(args):
+    """Why `args` cannot run on this build, or None: --device=cuda needs the
+    CUDA backend, which is not built yet."""
+    if flag_values(args).get("--device", "cpu") == "cuda":
+        return "--device=cuda needs the CUDA backend, which this build does not have yet"
+    return None
+
+
+def print_config(args):
+    """`muserve serve ARGS --print-config` with the chart's container ARGS
+    (less "serve"), the model mount replaced by this test's model."""
+    args = [f"--model={MODEL_DIR}" if a.startswith("--model=") else a for a in args[1:]]
+    return subprocess.run([MUSERVE, "serve", *args, "--print-config"], capture_output=True,
+                          text=True)
+
+
 def serve_help_flags():
     result = subprocess.run([MUSERVE, "serve", "--help"], capture_output=True, text=True)
     return set(re.findall(r"(?m)^\s+(--[a-z][a-z0-9-]*)", result.stdout + result.stderr))
@@ -131,6 +150,61 @@ class ChartRendersAndLints(unittest.TestCase):
                 with self.assertRaises(helm_template.TemplateError, msg=construct):
                     helm_template.Chart(os.path.join(tmp, "chart")).render()
 
+    def test_pods_meet_the_restricted_pod_security_standard(self):
+        for name, values in VALUE_SETS.items():
+            deployment, main = container(render(values)[1])
+            pod = deployment["spec"]["template"]["spec"]["securityContext"]
+            self.assertTrue(pod["runAsNonRoot"], name)
+            self.assertNotEqual(pod["runAsUser"], 0, name)
+            self.assertEqual(pod["seccompProfile"], {"type": "RuntimeDefault"}, name)
+            self.assertEqual(pod["fsGroupChangePolicy"], "OnRootMismatch", name)
+            own = main["securityContext"]
+            self.assertIs(own["allowPrivilegeEscalation"], False, name)
+            self.assertEqual(own["capabilities"]["drop"], ["ALL"], name)
+            self.assertNotIn("add", own["capabilities"], name)
+            self.assertTrue(own["runAsNonRoot"], name)
+
+    def test_replicas_spread_over_nodes_without_blocking_scheduling(self):
+        deployment, _ = container(render({})[1])
+        (spread,) = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
+        self.assertEqual(spread["topologyKey"], "kubernetes.io/hostname")
+        self.assertEqual(spread["whenUnsatisfiable"], "ScheduleAnyway")
+        self.assertEqual(spread["labelSelector"]["matchLabels"],
+                         deployment["spec"]["selector"]["matchLabels"])
+        deployment, _ = container(render({"topologySpread": {"enabled": False}})[1])
+        self.assertNotIn("topologySpreadConstraints", deployment["spec"]["template"]["spec"])
+
+    def test_probes_tolerate_one_slow_answer(self):
+        for name, values in VALUE_SETS.items():
+            _, main = container(render(values)[1])
+            readiness = main["readinessProbe"]
+            self.assertIn(readiness["timeoutSeconds"], (2, 3), name)
+            self.assertIn(readiness["failureThreshold"], (2, 3), name)
+            for probe in ("startupProbe", "livenessProbe"):
+                self.assertGreaterEqual(main[probe]["timeoutSeconds"], 2, f"{name}: {probe}")
+
+    def test_gpu_rollouts_need_no_spare_gpu_and_cpu_rollouts_keep_capacity(self):
+        deployment, _ = container(render(VALUE_SETS["gpu"])[1])
+        self.assertEqual(deployment["spec"]["strategy"]["rollingUpdate"],
+                         {"maxSurge": 0, "maxUnavailable": 1})
+        deployment, _ = container(render({})[1])
+        self.assertEqual(deployment["spec"]["strategy"]["rollingUpdate"],
+                         {"maxSurge": 1, "maxUnavailable": 0})
+
+    def test_needs_kubernetes_with_grpc_probes(self):
+        self.assertEqual(load_yaml(os.path.join(CHART, "Chart.yaml"))["kubeVersion"],
+                         ">=1.24.0-0")
+
+    def test_prometheus_operator_objects_can_be_turned_off(self):
+        # For clusters without the Prometheus operator's CRDs.
+        documents = render({"serviceMonitor": {"enabled": False},
+                            "prometheusRule": {"enabled": False}})[1]
+        kinds = sorted(d["kind"] for d in documents)
+        self.assertEqual(kinds, ["Deployment", "PodDisruptionBudget", "Service"])
+        (monitor,) = by_kind(render({})[1], "ServiceMonitor")
+        # The MuserveReplicaDown alert selects `up` by this label.
+        self.assertEqual(monitor["spec"]["targetLabels"], ["app.kubernetes.io/name"])
+
     def test_gpu_values_request_gpus_and_select_gpu_nodes(self):
         deployment, main = container(render(VALUE_SETS["gpu"])[1])
         self.assertEqual(main["resources"]["limits"]["nvidia.com/gpu"], 1)
@@ -152,6 +226,26 @@ class ChartMatchesTheServer(unittest.TestCase):
             self.assertEqual(main["args"][0], "serve")
             unknown = set(flag_values(main["args"])) - self.help_flags
             self.assertFalse(unknown, f"{name}: flags not in `muserve serve --help`: {unknown}")
+
+    def test_serve_accepts_every_value_sets_command_line(self):
+        # --print-config runs every check of serve's flags (ranges, sizes,
+        # the device, that --model is a directory) without loading a model.
+        for name, values in VALUE_SETS.items():
+            with self.subTest(values=name):
+                _, main = container(render(values)[1])
+                reason = needs_cuda(main["args"])
+                if reason:
+                    print(f"\nskipped: {name} values: {reason}", file=sys.stderr)
+                    self.skipTest(f"{name} values: {reason}")
+                result = print_config(main["args"])
+                self.assertEqual(result.returncode, 0, f"{name}: {result.stderr}")
+
+    def test_a_bad_value_fails_the_print_config_check(self):
+        _, main = container(render({"server": {"maxNumSeqs": 0, "maxConnectionAge": "-1s"}})[1])
+        result = print_config(main["args"])
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("--max-num-seqs: must be in [1, 2147483647], got 0", result.stderr)
+        self.assertIn("--max-connection-age: must be 0 (never close)", result.stderr)
 
     def test_probes_and_ports_are_the_ones_the_command_sets(self):
         for name, values in VALUE_SETS.items():
