@@ -18,7 +18,24 @@ using grpc::health::v1::HealthCheckResponse;
 // sends each call to the next one; gRPC's default, pick_first, would send all
 // calls over one long-lived connection to one replica. No client-side health
 // checking here: `muserve health` must reach replicas that are NOT_SERVING.
-constexpr char kServiceConfig[] = R"({"loadBalancingConfig": [{"round_robin": {}}]})";
+// Instead, Inference calls refused with UNAVAILABLE (a draining or loading
+// replica) are retried, and round_robin sends the retry to the next replica.
+// That is safe: such a replica refuses a call before doing any work, and gRPC
+// never retries a call once a response has arrived. The policy is the one
+// docs/operations.md ("Load balancing") gives to other clients.
+constexpr char kServiceConfig[] = R"({
+  "loadBalancingConfig": [{"round_robin": {}}],
+  "methodConfig": [{
+    "name": [{"service": "muserve.v1.Inference"}],
+    "retryPolicy": {
+      "maxAttempts": 4,
+      "initialBackoff": "0.1s",
+      "maxBackoff": "1s",
+      "backoffMultiplier": 2,
+      "retryableStatusCodes": ["UNAVAILABLE"]
+    }
+  }]
+})";
 
 // Sets up `context` for one call and keeps `options.canceller` attached to it
 // for the scope's lifetime.

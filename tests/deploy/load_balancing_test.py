@@ -6,12 +6,15 @@ headless Service's DNS name), and a channel with the documented service
 config. round_robin spreads requests over both replicas on long-lived
 HTTP/2 connections, where the default pick_first pins every request to one;
 with client-side health checking, a draining replica (NOT_SERVING) stops
-getting new requests at once, before its connection closes.
+getting new requests at once, before its connection closes; without it, the
+config's retry policy sends the calls a draining replica refuses
+(UNAVAILABLE) to the other one, and the client sees no error either way.
 
 Usage: load_balancing_test.py MUSERVE_BINARY REPO_DIR MODEL_DIR
 """
 import json
 import os
+import re
 import sys
 import time
 import unittest
@@ -24,14 +27,23 @@ import grpc  # noqa: E402
 
 from muserve_process import MuserveServer, load_stubs  # noqa: E402
 
-pb, pb_grpc, _, _ = load_stubs(os.path.join(REPO, "proto"))
+pb, pb_grpc, health_pb2, health_pb2_grpc = load_stubs(os.path.join(REPO, "proto"))
 NUM_REQUESTS = 20
 
-# The service config of docs/operations.md ("Load balancing").
-ROUND_ROBIN = {
-    "loadBalancingConfig": [{"round_robin": {}}],
-    "healthCheckConfig": {"serviceName": "muserve.v1.Inference"},
-}
+
+def documented_service_config():
+    """The service config of docs/operations.md ("Load balancing"): the
+    first JSON block of that section, so the test checks what users copy."""
+    with open(os.path.join(REPO, "docs", "operations.md")) as f:
+        section = f.read().split("## Load balancing", 1)[1]
+    return json.loads(re.search(r"```json\n(.*?)```", section, re.S).group(1))
+
+
+ROUND_ROBIN = documented_service_config()
+# The same for a client that does not watch health: the retry policy alone
+# keeps a drain invisible to it.
+ROUND_ROBIN_WITHOUT_HEALTH_CHECKS = {k: v for k, v in ROUND_ROBIN.items()
+                                     if k != "healthCheckConfig"}
 
 
 def requests_served(server):
@@ -104,9 +116,32 @@ class LoadBalancingTest(unittest.TestCase):
         self.assertEqual(counts, [NUM_REQUESTS // 2] * 2, counts)
 
     def test_3_a_draining_replica_gets_no_new_requests(self):
-        options = [("grpc.service_config", json.dumps(ROUND_ROBIN))]
         draining, other = self.replicas
-        with grpc.insecure_channel(self.target, options=options) as channel, \
+        ids = self.drain_while_sending(draining, other, ROUND_ROBIN, "after-drain")
+        # Each replica logs the id of every request it ran or refused.
+        for request_id in ids:
+            self.assertNotIn(f"id={request_id} ", draining.log_text())
+
+    def test_4_without_health_checks_retries_hide_a_drain(self):
+        self.assertIn("retryPolicy", json.dumps(ROUND_ROBIN), "the documented retry policy")
+        with MuserveServer(MUSERVE, MODEL_DIR, ["--drain-timeout=60s"]) as draining:
+            ids = self.drain_while_sending(draining, self.replicas[1],
+                                           ROUND_ROBIN_WITHOUT_HEALTH_CHECKS, "retried")
+            # round_robin still picked the draining replica for some calls:
+            # it refused them and the retries went to the other replica.
+            refused = [line for line in draining.log_text().splitlines()
+                       if "request refused" in line and "id=retried-" in line]
+            self.assertTrue(refused, "no call reached the draining replica: inconclusive")
+            for line in refused:
+                self.assertIn("UNAVAILABLE", line)
+
+    def drain_while_sending(self, draining, other, service_config, prefix):
+        """Sends NUM_REQUESTS // 2 calls over a channel to both replicas with
+        `service_config` while `draining` drains (kept alive by long streams);
+        each must succeed and be run by `other`. Returns their ids."""
+        options = [("grpc.service_config", json.dumps(service_config))]
+        target = f"ipv4:{draining.target},{other.target}"
+        with grpc.insecure_channel(target, options=options) as channel, \
                 grpc.insecure_channel(draining.target) as direct:
             grpc.channel_ready_future(channel).result(timeout=10)
             stub = pb_grpc.InferenceStub(channel)
@@ -121,8 +156,15 @@ class LoadBalancingTest(unittest.TestCase):
             for stream in long_streams:
                 next(stream)
             draining.signal()
-            time.sleep(0.2)  # the health watch reports NOT_SERVING
-            ids = [f"after-drain-{i}" for i in range(NUM_REQUESTS // 2)]
+            # Once the replica's own health service says NOT_SERVING, the
+            # drain has begun (a health-checking client is told at once).
+            health = health_pb2_grpc.HealthStub(direct)
+            check = health_pb2.HealthCheckRequest(service="muserve.v1.Inference")
+            deadline = time.monotonic() + 5
+            while health.Check(check, timeout=5).status == health_pb2.HealthCheckResponse.SERVING:
+                self.assertLess(time.monotonic(), deadline, "still SERVING 5s after SIGTERM")
+                time.sleep(0.01)
+            ids = [f"{prefix}-{i}" for i in range(NUM_REQUESTS // 2)]
             for request_id in ids:
                 generate(stub, request_id=request_id)  # an UNAVAILABLE would raise
             self.assertIsNone(draining.process.poll(),
@@ -131,14 +173,12 @@ class LoadBalancingTest(unittest.TestCase):
                 for _ in stream:
                     pass
         self.assertEqual(draining.process.wait(timeout=60), 0)
-        # Each replica logs the id of every request it ran.
-        for request_id in ids:
-            self.assertNotIn(f"id={request_id} ", draining.log_text())
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and f"id={ids[-1]} " not in other.log_text():
             time.sleep(0.05)
         for request_id in ids:
             self.assertIn(f"id={request_id} ", other.log_text())
+        return ids
 
 
 if __name__ == "__main__":
