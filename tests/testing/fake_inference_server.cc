@@ -77,6 +77,10 @@ grpc::Status FakeInferenceService::Generate(grpc::ServerContext* context,
                                             grpc::ServerWriter<v1::GenerateResponse>* writer) {
   {
     absl::MutexLock lock(&mutex_);
+    if (draining_) {
+      ++num_refused_;
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is draining");
+    }
     generate_requests_.push_back(*request);
   }
   const std::string& prompt = request->text();
@@ -89,6 +93,10 @@ grpc::Status FakeInferenceService::Chat(grpc::ServerContext* context,
                                         grpc::ServerWriter<v1::GenerateResponse>* writer) {
   {
     absl::MutexLock lock(&mutex_);
+    if (draining_) {
+      ++num_refused_;
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is draining");
+    }
     chat_requests_.push_back(*request);
   }
   if (request->messages_size() == 0) {
@@ -157,6 +165,16 @@ std::vector<v1::ChatRequest> FakeInferenceService::chat_requests() const {
 int FakeInferenceService::num_waits_cancelled() const {
   absl::MutexLock lock(&mutex_);
   return num_waits_cancelled_;
+}
+
+void FakeInferenceService::SetDraining(bool draining) {
+  absl::MutexLock lock(&mutex_);
+  draining_ = draining;
+}
+
+int FakeInferenceService::num_refused() const {
+  absl::MutexLock lock(&mutex_);
+  return num_refused_;
 }
 
 FakeHealthService::FakeHealthService() { statuses_[""] = HealthCheckResponse::SERVING; }

@@ -27,6 +27,9 @@ namespace muserve::testing {
 //   anything else     streams the reply in chunks of 4 bytes, then Finished
 // The Generate reply is "echo: " + prompt; the Chat reply is
 // "reply N to " + last user message, N the number of user messages.
+// While draining (SetDraining), Generate and Chat refuse every call with
+// UNAVAILABLE before doing anything, as a draining muserve does; refused
+// calls are counted, not recorded.
 class FakeInferenceService final : public v1::Inference::Service {
  public:
   static constexpr char kInvalidMessage[] = "options.sampling.top_p must be in (0, 1], got 0";
@@ -43,6 +46,9 @@ class FakeInferenceService final : public v1::Inference::Service {
   std::vector<v1::ChatRequest> chat_requests() const;
   // Number of "wait" calls that saw the client's cancellation or deadline.
   int num_waits_cancelled() const;
+  void SetDraining(bool draining);
+  // Generate and Chat calls refused while draining.
+  int num_refused() const;
 
   grpc::Status Generate(grpc::ServerContext* context, const v1::GenerateRequest* request,
                         grpc::ServerWriter<v1::GenerateResponse>* writer) override;
@@ -68,6 +74,8 @@ class FakeInferenceService final : public v1::Inference::Service {
   std::vector<v1::GenerateRequest> generate_requests_ ABSL_GUARDED_BY(mutex_);
   std::vector<v1::ChatRequest> chat_requests_ ABSL_GUARDED_BY(mutex_);
   int num_waits_cancelled_ ABSL_GUARDED_BY(mutex_) = 0;
+  bool draining_ ABSL_GUARDED_BY(mutex_) = false;
+  int num_refused_ ABSL_GUARDED_BY(mutex_) = 0;
 };
 
 // grpc.health.v1.Health/Check from a table: "" starts SERVING; services not

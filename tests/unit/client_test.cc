@@ -285,5 +285,25 @@ TEST(ClientConnectTest, TargetResolvingToSeveralReplicasSpreadsCallsOverAll) {
   EXPECT_GE(on_second, size_t{kCalls / 4});
 }
 
+TEST(ClientConnectTest, CallsADrainingReplicaRefusesAreRetriedOnTheOther) {
+  FakeInferenceServer serving;
+  FakeInferenceServer draining;
+  auto client = InferenceClient::Connect(
+      absl::StrCat("ipv4:", serving.target(), ",", draining.target()), absl::Seconds(5));
+  ASSERT_TRUE(client.ok()) << client.status();
+  draining.inference().SetDraining(true);
+  v1::GenerateRequest request;
+  request.set_text("hello");
+  constexpr int kCalls = 20;
+  for (int i = 0; i < kCalls; ++i) {
+    const auto finished = (*client)->Generate(
+        request, [](const v1::Chunk&) {}, CallOptions());
+    ASSERT_TRUE(finished.ok()) << "call " << i << ": " << finished.status();
+  }
+  EXPECT_EQ(serving.inference().generate_requests().size(), size_t{kCalls});
+  // round_robin sent calls to the draining replica too: the retries hid them.
+  EXPECT_GT(draining.inference().num_refused(), 0);
+}
+
 }  // namespace
 }  // namespace muserve::client
