@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """The drain sequence a Kubernetes rollout relies on, with the chart's own
 settings: while a client streams, SIGTERM turns the readiness service the
-chart probes NOT_SERVING at once, the stream in flight runs to its end, and
-the process exits 0 well before the pod's grace period (less its preStop
-sleep, which Kubernetes spends before sending SIGTERM) is over.
+chart probes NOT_SERVING at once, new calls get UNAVAILABLE while the
+stream in flight runs on to its end, and the process exits 0 well before
+the pod's grace period (less its preStop sleep, which Kubernetes spends
+before sending SIGTERM) is over.
 
 Usage: drain_test.py MUSERVE_BINARY REPO_DIR MODEL_DIR
 """
@@ -69,6 +70,15 @@ class DrainTest(unittest.TestCase):
                 self.assertLess(time.monotonic() - signalled, 1.0, "still SERVING 1s after SIGTERM")
                 time.sleep(0.005)
             self.assertEqual(readiness(), health_pb2.HealthCheckResponse.NOT_SERVING)
+
+            # A new call is refused at once (for a client to retry on
+            # another replica) while the stream in flight goes on.
+            with self.assertRaises(grpc.RpcError) as refused:
+                list(pb_grpc.InferenceStub(channel).Generate(
+                    pb.GenerateRequest(text="too late"), timeout=5))
+            self.assertEqual(refused.exception.code(), grpc.StatusCode.UNAVAILABLE)
+            self.assertIn("draining", refused.exception.details())
+            self.assertFalse(stream.done(), "the stream in flight ended before the new call")
 
             finished = None
             for response in stream:
