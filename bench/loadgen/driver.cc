@@ -7,6 +7,7 @@
 #include <mutex>
 #include <queue>
 #include <random>
+#include <set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -27,9 +28,12 @@ struct Conversation {
   std::vector<v1::ChatMessage> messages;  // kChat
 };
 
+class StreamCall;
+
 // What a finished call hands back to the driver.
 struct Completion {
   Conversation* conversation = nullptr;
+  StreamCall* call = nullptr;  // ended; the driver deletes it
   RequestRecord record;
   std::vector<int32_t> reply_ids;
   std::string reply_text;
@@ -37,8 +41,9 @@ struct Completion {
 
 class PhaseDriver;
 
-// One streaming call. Deletes itself when the call ends, after handing its
-// Completion to the driver (gRPC calls OnDone last, exactly once).
+// One streaming call. When it ends (gRPC calls OnDone last, exactly once) it
+// hands its Completion to the driver, whose thread deletes it: so the driver
+// thread may cancel any call it has not yet seen end.
 class StreamCall : public grpc::ClientReadReactor<v1::GenerateResponse> {
  public:
   StreamCall(PhaseDriver* driver, Clock::time_point base, Completion completion)
@@ -80,6 +85,12 @@ class StreamCall : public grpc::ClientReadReactor<v1::GenerateResponse> {
 
   void OnDone(const grpc::Status& status) override;
 
+  // Driver thread, before the driver has seen the call end.
+  void CancelAtPhaseEnd() {
+    completion_cancelled_ = true;
+    context_.TryCancel();
+  }
+
  private:
   int64_t Ns(Clock::time_point t) const {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(t - base_).count();
@@ -90,6 +101,7 @@ class StreamCall : public grpc::ClientReadReactor<v1::GenerateResponse> {
   grpc::ClientContext context_;
   v1::GenerateResponse response_;
   Completion completion_;
+  std::atomic<bool> completion_cancelled_ = false;
 };
 
 // Events on the driver's timeline.
@@ -113,7 +125,10 @@ class PhaseDriver {
 
   PhaseResult Run() {
     start_ = Clock::now();
-    if (options_.max_duration) deadline_ = start_ + *options_.max_duration;
+    if (options_.max_duration) {
+      deadline_ = start_ + *options_.max_duration;
+      cancel_at_ = *deadline_ + std::min<Clock::duration>(*options_.max_duration, kMaxGrace);
+    }
     std::unique_lock lock(mutex_);
     if (options_.load.mode == LoadSpec::Mode::kConcurrency) {
       const auto slots = static_cast<int64_t>(options_.load.value);
@@ -132,6 +147,14 @@ class PhaseDriver {
         lock.lock();
       }
       const Clock::time_point now = Clock::now();
+      if (Stopped() && !deadline_) deadline_ = now;  // sends nothing more
+      if (!cancelled_ && !live_.empty() && (Stopped() || (cancel_at_ && now >= *cancel_at_))) {
+        // Calls the server has not ended within the grace period: end them,
+        // so that a server that stopped answering cannot hold the phase.
+        cancelled_ = true;
+        for (StreamCall* call : live_) call->CancelAtPhaseEnd();
+        continue;
+      }
       if (!events_.empty() && events_.top().time <= now) {
         const Event event = events_.top();
         events_.pop();
@@ -140,12 +163,17 @@ class PhaseDriver {
         lock.lock();
         continue;
       }
-      if (in_flight_ == 0 && events_.empty()) break;
+      if (live_.empty() && events_.empty()) break;
       const auto woken = [this] { return !done_.empty(); };
-      if (events_.empty()) {
+      Clock::time_point wake = Clock::time_point::max();
+      if (!events_.empty()) wake = events_.top().time;
+      if (cancel_at_ && !cancelled_) wake = std::min(wake, *cancel_at_);
+      // A stop request comes from a signal handler, which cannot notify.
+      if (options_.stop != nullptr) wake = std::min(wake, now + kStopPoll);
+      if (wake == Clock::time_point::max()) {
         cv_.wait(lock, woken);
       } else {
-        cv_.wait_until(lock, events_.top().time, woken);
+        cv_.wait_until(lock, wake, woken);
       }
     }
     PhaseResult result;
@@ -163,8 +191,13 @@ class PhaseDriver {
   }
 
  private:
+  // The longest wait, after a duration bound, for the calls in flight.
+  static constexpr Clock::duration kMaxGrace = std::chrono::seconds(30);
+  static constexpr Clock::duration kStopPoll = std::chrono::milliseconds(50);
+
+  bool Stopped() const { return options_.stop != nullptr && options_.stop->load(); }
   bool CanSend(Clock::time_point now) const {
-    return sent_ < options_.max_requests && (!deadline_ || now < *deadline_);
+    return sent_ < options_.max_requests && (!deadline_ || now < *deadline_) && !Stopped();
   }
   bool BeforeDeadline(Clock::time_point t) const { return !deadline_ || t < *deadline_; }
 
@@ -245,10 +278,7 @@ class PhaseDriver {
     }
     v1::Inference::Stub* stub = stubs_[conversation->target];
     ++sent_;
-    {
-      std::lock_guard lock(mutex_);
-      ++in_flight_;
-    }
+    live_.insert(call);
     if (progress_ != nullptr) ++progress_->sent;
     switch (conversation->spec->api) {
       case ApiKind::kGenerateTokens: {
@@ -296,10 +326,8 @@ class PhaseDriver {
     const bool ok = record.succeeded();
     if (ok) AppendReply(*conversation, completion);
     records_.push_back(std::move(completion.record));
-    {
-      std::lock_guard lock(mutex_);
-      --in_flight_;
-    }
+    live_.erase(completion.call);
+    delete completion.call;
     ++conversation->next_turn;
     const bool more =
         ok && conversation->next_turn < static_cast<int32_t>(conversation->spec->turns.size());
@@ -359,13 +387,15 @@ class PhaseDriver {
   int64_t next_conversation_ = 0;
   std::deque<std::unique_ptr<Conversation>> conversations_;
   std::vector<RequestRecord> records_;
+  std::set<StreamCall*> live_;  // started, not yet seen to end
+  std::optional<Clock::time_point> cancel_at_;
+  bool cancelled_ = false;
 
   std::mutex mutex_;
   std::condition_variable cv_;
   // Guarded by mutex_.
   std::priority_queue<Event, std::vector<Event>, std::greater<Event>> events_;
   std::deque<std::unique_ptr<Completion>> done_;
-  int64_t in_flight_ = 0;
 };
 
 void StreamCall::OnDone(const grpc::Status& status) {
@@ -373,8 +403,10 @@ void StreamCall::OnDone(const grpc::Status& status) {
   completion_.record.end_ns = Ns(now);
   completion_.record.status_code = static_cast<int>(status.error_code());
   completion_.record.error_message = status.error_message();
+  completion_.record.cancelled = completion_cancelled_ && !completion_.record.succeeded();
+  completion_.call = this;
+  // The last use of `this`: the driver may delete it from here on.
   driver_->OnCallDone(std::make_unique<Completion>(std::move(completion_)));
-  delete this;
 }
 
 }  // namespace

@@ -83,6 +83,7 @@ json FiguresJson(const RunFigures& f) {
   return {{"requests_sent", f.requests_sent},
           {"succeeded", f.succeeded},
           {"failed", f.failed},
+          {"cancelled", f.cancelled},
           {"errors_by_code", f.errors_by_code},
           {"duration_s", f.duration_s},
           {"prompt_tokens", f.prompt_tokens},
@@ -115,9 +116,11 @@ std::string SloText(const Slo& slo) {
 
 std::string PointReport(const PointResult& point, const Slo& slo) {
   const RunFigures& f = point.figures;
-  std::string out =
-      absl::StrFormat("== %s: %d requests (%d succeeded, %d failed) in %.2f s ==\n",
-                      point.load.Label(), f.requests_sent, f.succeeded, f.failed, f.duration_s);
+  std::string out = absl::StrFormat(
+      "== %s: %d requests (%d succeeded, %d failed%s) in %.2f s ==\n", point.load.Label(),
+      f.requests_sent, f.succeeded, f.failed,
+      f.cancelled > 0 ? absl::StrCat(", ", f.cancelled, " cancelled at the end") : std::string(),
+      f.duration_s);
   absl::StrAppendFormat(&out, "  requests/s %.3f, output tokens/s %.1f", f.request_throughput,
                         f.output_token_throughput);
   if (f.goodput) {

@@ -2,9 +2,11 @@
 // then one measured phase per load value of the sweep.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -39,7 +41,9 @@ struct BenchConfig {
   int64_t num_requests = 100;                        // per phase
   std::optional<std::chrono::nanoseconds> duration;  // per phase
   int64_t warmup_requests = 2;                       // once, before the first phase, at its load
-  std::optional<std::chrono::milliseconds> timeout;  // per request
+  // Per request; a server that stops answering fails its requests with
+  // DEADLINE_EXCEEDED after this instead of holding the bench.
+  std::optional<std::chrono::milliseconds> timeout = std::chrono::minutes(10);
   Slo slo;
   uint64_t seed = 0;
 
@@ -65,6 +69,13 @@ struct BenchResult {
 // Errors: a target that does not answer (UNAVAILABLE naming it), a workload
 // that does not fit the model (INVALID_ARGUMENT naming the flag). Failed
 // requests are figures, not errors.
-absl::StatusOr<BenchResult> RunBench(const BenchConfig& config);
+//
+// `on_point` (may be empty) sees the result after every load point, so that
+// the points measured so far survive a later failure. Once `stop` (may be
+// null; a signal handler may set it) is set, the phase running ends at once,
+// its calls cancelled, and no further phase starts.
+absl::StatusOr<BenchResult> RunBench(const BenchConfig& config,
+                                     const std::function<void(const BenchResult&)>& on_point = {},
+                                     const std::atomic<bool>* stop = nullptr);
 
 }  // namespace muserve::loadgen

@@ -51,6 +51,10 @@ RunFigures ComputeFigures(const std::vector<RequestRecord>& records, double dura
   std::map<int32_t, TurnAccumulator> turns;
   for (const RequestRecord& record : records) {
     ++figures.requests_sent;
+    if (record.cancelled) {
+      ++figures.cancelled;
+      continue;
+    }
     if (!record.succeeded()) {
       ++figures.failed;
       const auto code = record.status_code == 0 ? absl::StatusCode::kInternal

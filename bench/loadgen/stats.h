@@ -51,9 +51,10 @@ struct TurnFigures {
 };
 
 struct RunFigures {
-  int64_t requests_sent = 0;  // = succeeded + failed
+  int64_t requests_sent = 0;  // = succeeded + failed + cancelled
   int64_t succeeded = 0;
-  int64_t failed = 0;
+  int64_t failed = 0;     // ended by the server (or the deadline) with an error
+  int64_t cancelled = 0;  // still in flight when the phase ended (RequestRecord::cancelled)
   std::map<std::string, int64_t> errors_by_code;  // "RESOURCE_EXHAUSTED" -> count
   double duration_s = 0;
   int64_t prompt_tokens = 0;  // of succeeded requests, as the server counted them

@@ -35,6 +35,9 @@ struct RequestRecord {
   int status_code = 0;               // grpc::StatusCode (0 = OK)
   std::string error_message;
   bool finished = false;  // the stream's Finished event arrived
+  // Cancelled by the bench at the end of the phase (see PhaseOptions) before
+  // it succeeded: neither a success nor a server error.
+  bool cancelled = false;
   int32_t prompt_tokens = 0;
   int32_t completion_tokens = 0;
   int32_t cached_prompt_tokens = 0;

@@ -2,12 +2,15 @@
 // several to spread load over replicas) or a server it starts in-process on
 // the demo model, over the gRPC API; prints a table and writes a JSON result
 // and plots. `muserve bench compare A.json B.json` prints two runs' ratios.
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -60,6 +63,20 @@ ABSL_DECLARE_FLAG(int32_t, max_queue);
 namespace muserve::cli {
 namespace {
 
+// Set by SIGINT: the bench stops and reports what it measured.
+std::atomic<bool> stop_requested = false;
+
+extern "C" void RequestStop(int) { stop_requested.store(true); }
+
+// SA_RESETHAND: a second Ctrl-C gets the default action, ending the process.
+void InstallStopHandler() {
+  struct sigaction action {};
+  action.sa_handler = RequestStop;
+  action.sa_flags = SA_RESETHAND;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+}
+
 constexpr std::string_view kUsage = R"(Usage: muserve bench [flags]
        muserve bench compare A.json B.json
 
@@ -104,12 +121,17 @@ Load (one of; a comma-separated list runs a sweep, one phase per value):
   --num-requests N              requests per load point (default 100)
   --duration DURATION           stop starting requests after this, e.g. 60s (default: none)
   --warmup-requests N           sent first at the first load, excluded (default 2)
-  --timeout-ms N                deadline of each request (default: none)
+  --timeout-ms N                deadline of each request (default 600000): a server
+                                that stops answering fails requests DEADLINE_EXCEEDED
+  With --duration, requests still in flight at its end get a grace period as long
+  as --duration (at most 30 s), then are cancelled and counted as cancelled, apart
+  from failures. Ctrl-C ends the running point the same way at once and keeps the
+  points measured; a second Ctrl-C kills the process.
 
 Figures and output:
   --slo-ttft-ms MS              goodput: requests/s with TTFT <= MS ...
   --slo-tpot-ms MS              ... and TPOT <= MS (those set)
-  --result-dir DIR              write DIR/bench.json (every figure and the whole
+  --result-dir DIR              write DIR/bench.json after every load point (every figure and the whole
                                 configuration) and SVG plots: ttft_vs_throughput.svg,
                                 tpot_vs_throughput.svg, e2e_vs_throughput.svg and, for
                                 conversations, ttft_per_turn.svg
@@ -270,20 +292,37 @@ int RunBench(const std::vector<std::string_view>& args) {
   if (absl::Status valid = config->Validate(); !valid.ok())
     return Usage(std::string(valid.message()));
 
-  auto result = loadgen::RunBench(*config);
+  const std::string dir = absl::GetFlag(FLAGS_result_dir);
+  absl::Status write_status;
+  std::vector<std::filesystem::path> written;
+  // After every point: a later hang or failure keeps the points measured.
+  const auto write = [&](const loadgen::BenchResult& partial) {
+    if (dir.empty() || !write_status.ok()) return;
+    auto files = loadgen::WriteResultFiles(partial, dir);
+    if (files.ok()) {
+      written = std::move(*files);
+    } else {
+      write_status = files.status();
+    }
+  };
+  InstallStopHandler();
+  auto result = loadgen::RunBench(*config, write, &stop_requested);
+  signal(SIGINT, SIG_DFL);
   if (!result.ok()) {
     std::fprintf(stderr, "muserve bench: %s\n", std::string(result.status().message()).c_str());
     return 1;
   }
+  if (stop_requested)
+    std::fputs("muserve bench: interrupted; reporting the points measured\n", stderr);
   std::fputs(loadgen::FormatReport(*result).c_str(), stdout);
-  if (const std::string dir = absl::GetFlag(FLAGS_result_dir); !dir.empty()) {
-    auto written = loadgen::WriteResultFiles(*result, dir);
-    if (!written.ok()) {
-      std::fprintf(stderr, "muserve bench: %s\n", std::string(written.status().message()).c_str());
-      return 1;
-    }
+  write(*result);  // the whole result even when no point ended (interrupted in the warm-up)
+  if (!write_status.ok()) {
+    std::fprintf(stderr, "muserve bench: %s\n", std::string(write_status.message()).c_str());
+    return 1;
+  }
+  if (!written.empty()) {
     std::fputs("\nwrote:", stdout);
-    for (const auto& path : *written) std::fprintf(stdout, " %s", path.c_str());
+    for (const auto& path : written) std::fprintf(stdout, " %s", path.c_str());
     std::fputs("\n", stdout);
   }
   std::fflush(stdout);

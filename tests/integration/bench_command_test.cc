@@ -3,13 +3,18 @@
 // JSON holding every figure and non-empty plots; a server with a tiny queue
 // gets RESOURCE_EXHAUSTED counted, not a crash; --target drives a running
 // server (given twice here, as two replicas); compare reads two results.
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "muserve/v1/inference.grpc.pb.h"
 #include "nlohmann/json.hpp"
 #include "tests/testing/fixtures.h"
 #include "tests/testing/server_fixture.h"
@@ -38,9 +43,9 @@ std::vector<std::string> InProcess(std::vector<std::string> flags) {
 // Every figure of a load point, and the counts adding up.
 void ExpectCompleteFigures(const nlohmann::json& figures) {
   for (const char* key :
-       {"requests_sent", "succeeded", "failed", "errors_by_code", "duration_s", "prompt_tokens",
-        "output_tokens", "cached_prompt_tokens", "request_throughput", "output_token_throughput",
-        "goodput", "good_requests", "turns"}) {
+       {"requests_sent", "succeeded", "failed", "cancelled", "errors_by_code", "duration_s",
+        "prompt_tokens", "output_tokens", "cached_prompt_tokens", "request_throughput",
+        "output_token_throughput", "goodput", "good_requests", "turns"}) {
     EXPECT_TRUE(figures.contains(key)) << key;
   }
   for (const char* latency : {"ttft_ms", "itl_ms", "tpot_ms", "e2e_ms"}) {
@@ -48,8 +53,9 @@ void ExpectCompleteFigures(const nlohmann::json& figures) {
       EXPECT_TRUE(figures[latency].contains(stat)) << latency << "." << stat;
     }
   }
-  EXPECT_EQ(figures["requests_sent"].get<int64_t>(),
-            figures["succeeded"].get<int64_t>() + figures["failed"].get<int64_t>());
+  EXPECT_EQ(figures["requests_sent"].get<int64_t>(), figures["succeeded"].get<int64_t>() +
+                                                         figures["failed"].get<int64_t>() +
+                                                         figures["cancelled"].get<int64_t>());
 }
 
 TEST(BenchCommandTest, ASweepOfConversationsOnTheTinyModelWritesEveryFigureAndThePlots) {
@@ -154,6 +160,72 @@ TEST(BenchCommandTest, DurationBoundsAnOpenLoopPhase) {
   EXPECT_GT(figures["requests_sent"].get<int64_t>(), 5);
   EXPECT_LT(figures["requests_sent"].get<int64_t>(), 200);
   EXPECT_EQ(figures["failed"], 0);
+}
+
+// A server that describes a model and accepts streams, then never answers
+// them: a hung replica.
+class SilentService final : public v1::Inference::Service {
+ public:
+  grpc::Status GetModelInfo(grpc::ServerContext*, const v1::GetModelInfoRequest*,
+                            v1::ModelInfo* response) override {
+    response->set_model("silent");
+    response->set_vocab_size(64);
+    response->set_max_context_length(256);
+    return grpc::Status::OK;
+  }
+  grpc::Status Generate(grpc::ServerContext* context, const v1::GenerateRequest*,
+                        grpc::ServerWriter<v1::GenerateResponse>*) override {
+    while (!context->IsCancelled()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    return grpc::Status::CANCELLED;
+  }
+};
+
+class SilentServer {
+ public:
+  SilentServer() {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(&service_);
+    server_ = builder.BuildAndStart();
+  }
+  ~SilentServer() { server_->Shutdown(std::chrono::system_clock::now()); }
+  std::string target() const { return absl::StrCat("127.0.0.1:", port_); }
+
+ private:
+  SilentService service_;
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+TEST(BenchCommandTest, AServerThatNeverAnswersFailsRequestsAtTheirDeadline) {
+  SilentServer silent;
+  TempDir out;
+  const ProcessResult run = Bench({"--target", silent.target(), "--timeout-ms", "200",
+                                   "--num-requests", "3", "--warmup-requests", "0", "--input-len",
+                                   "4", "--output-len", "4", "--result-dir", out.path().string()});
+  EXPECT_THAT(run.stdout_text, HasSubstr("3 requests (0 succeeded, 3 failed)"));
+  const nlohmann::json figures =
+      muserve::testing::ReadJsonOrFail(out.path() / "bench.json")["points"][0]["figures"];
+  ExpectCompleteFigures(figures);
+  EXPECT_EQ(figures["errors_by_code"]["DEADLINE_EXCEEDED"], 3);
+}
+
+TEST(BenchCommandTest, CallsInFlightAtTheEndOfADurationAreCancelledAndCounted) {
+  SilentServer silent;
+  TempDir out;
+  const auto started = std::chrono::steady_clock::now();
+  const ProcessResult run = Bench({"--target", silent.target(), "--duration", "300ms",
+                                   "--request-rate", "20", "--warmup-requests", "0", "--input-len",
+                                   "4", "--output-len", "4", "--result-dir", out.path().string()});
+  // The default 10 min deadline never came into play: the grace (300 ms) did.
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(30));
+  const nlohmann::json figures =
+      muserve::testing::ReadJsonOrFail(out.path() / "bench.json")["points"][0]["figures"];
+  ExpectCompleteFigures(figures);
+  EXPECT_GE(figures["cancelled"].get<int64_t>(), 1);
+  EXPECT_EQ(figures["cancelled"], figures["requests_sent"]);
+  EXPECT_EQ(figures["failed"], 0);
+  EXPECT_THAT(run.stdout_text, HasSubstr("cancelled at the end"));
 }
 
 class BenchTargetTest : public ServerTest {};
