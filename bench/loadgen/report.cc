@@ -43,7 +43,7 @@ json ConfigJson(const BenchConfig& c) {
       {"mode", c.mode == LoadSpec::Mode::kConcurrency ? "concurrency" : "request_rate"},
       {"load_values", load_values},
       {"burstiness", c.burstiness},
-      {"num_requests", c.num_requests},
+      {"num_requests", c.num_requests ? json(*c.num_requests) : json(nullptr)},
       {"duration_s",
        c.duration ? json(std::chrono::duration<double>(*c.duration).count()) : json(nullptr)},
       {"warmup_requests", c.warmup_requests},

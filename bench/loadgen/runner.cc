@@ -1,6 +1,7 @@
 #include "bench/loadgen/runner.h"
 
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <random>
 
@@ -50,7 +51,9 @@ absl::StatusOr<Target> Connect(const std::string& address) {
 
 absl::StatusOr<Workload> MakeWorkload(const BenchConfig& config, const v1::ModelInfo& info,
                                       client::InferenceClient& client) {
-  const int64_t needed = std::max(config.num_requests, config.warmup_requests);
+  const int64_t needed = std::min(
+      std::max(config.num_requests.value_or(kMaxConversationsUpFront), config.warmup_requests),
+      kMaxConversationsUpFront * config.turns);
   if (config.dataset) {
     DatasetOptions options;
     options.path = *config.dataset;
@@ -123,7 +126,12 @@ absl::Status BenchConfig::Validate() const {
   if (!(burstiness > 0) || std::isinf(burstiness)) {
     return absl::InvalidArgumentError(absl::StrCat("--burstiness must be > 0, got ", burstiness));
   }
-  if (num_requests < 1) return absl::InvalidArgumentError("--num-requests must be >= 1");
+  if (num_requests && *num_requests < 1) {
+    return absl::InvalidArgumentError("--num-requests must be >= 1");
+  }
+  if (!num_requests && !duration) {
+    return absl::InvalidArgumentError("--num-requests: needed without --duration");
+  }
   if (duration && duration->count() <= 0) {
     return absl::InvalidArgumentError("--duration must be positive");
   }
@@ -183,7 +191,7 @@ absl::StatusOr<BenchResult> RunBench(const BenchConfig& config,
   for (size_t i = 0; i < config.load_values.size(); ++i) {
     if (stop != nullptr && stop->load()) break;
     options.load = Load(config, config.load_values[i]);
-    options.max_requests = config.num_requests;
+    options.max_requests = config.num_requests.value_or(std::numeric_limits<int64_t>::max());
     options.max_duration = config.duration;
     options.salt_prefix = absl::StrCat("bench-", nonce, "-", i, "-");
     const PhaseResult phase =

@@ -30,7 +30,8 @@ struct BenchConfig {
   LengthDistribution input_len = LengthDistribution::Fixed(128);
   LengthDistribution output_len = LengthDistribution::Fixed(128);
   int32_t turns = 1;
-  // Synthetic conversations to generate (default: enough for num_requests).
+  // Synthetic conversations to generate (default: enough for num_requests,
+  // at most kMaxConversationsUpFront; instances cycle over them).
   std::optional<int64_t> conversations;
   std::chrono::milliseconds think_time{0};
 
@@ -38,7 +39,8 @@ struct BenchConfig {
   LoadSpec::Mode mode = LoadSpec::Mode::kConcurrency;
   std::vector<double> load_values = {1};
   double burstiness = 1;
-  int64_t num_requests = 100;                        // per phase
+  // Per phase; none: bounded by `duration` alone (which must then be set).
+  std::optional<int64_t> num_requests = 100;
   std::optional<std::chrono::nanoseconds> duration;  // per phase
   int64_t warmup_requests = 2;                       // once, before the first phase, at its load
   // Per request; a server that stops answering fails its requests with
@@ -52,6 +54,11 @@ struct BenchConfig {
   // INVALID_ARGUMENT naming the flag at fault.
   absl::Status Validate() const;
 };
+
+// Conversations (synthetic or dataset entries) built before the run when
+// nothing asks for more: instances cycle over them, so a long or
+// duration-bound run does not hold a conversation per request in memory.
+inline constexpr int64_t kMaxConversationsUpFront = 10'000;
 
 struct PointResult {
   LoadSpec load;

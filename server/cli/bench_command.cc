@@ -41,14 +41,16 @@ ABSL_FLAG(std::string, output_len, "128",
           "bench: output tokens per turn (N, uniform:A:B, normal:M:S)");
 ABSL_FLAG(int32_t, turns, 1, "bench: turns per synthetic conversation");
 ABSL_FLAG(std::optional<int64_t>, conversations, std::nullopt,
-          "bench: synthetic conversations to generate (default: enough for --num-requests)");
+          "bench: synthetic conversations to generate (default: enough for --num-requests, "
+          "at most 10000)");
 ABSL_FLAG(int32_t, think_time_ms, 0, "bench: pause between a reply and the next turn");
 ABSL_FLAG(std::string, concurrency, "",
           "bench: closed loop, conversations in flight (a,b,c sweeps)");
 ABSL_FLAG(std::string, request_rate, "",
           "bench: open loop, new conversations/s (a,b,c sweeps; inf)");
 ABSL_FLAG(double, burstiness, 1.0, "bench: gamma shape of inter-arrival times (1 = Poisson)");
-ABSL_FLAG(int64_t, num_requests, 100, "bench: requests per load point");
+ABSL_FLAG(int64_t, num_requests, 100,
+          "bench: requests per load point (with --duration: unbounded unless given)");
 ABSL_FLAG(absl::Duration, duration, absl::ZeroDuration(),
           "bench: time bound per load point (0: none)");
 ABSL_FLAG(int64_t, warmup_requests, 2, "bench: requests before measuring, excluded from figures");
@@ -104,7 +106,8 @@ Workload (synthetic unless --dataset):
                                 DIST: N | fixed:N | uniform:MIN:MAX | normal:MEAN:STDDEV
   --turns M                     turns per conversation (default 1); each turn sends
                                 the whole history (token ids) plus --input-len new tokens
-  --conversations N             distinct conversations (default: enough for --num-requests)
+  --conversations N             distinct conversations (default: enough for --num-requests,
+                                at most 10000; conversation k plays number k modulo N)
   --think-time-ms MS            pause between a reply and the next turn (default 0)
   --dataset FILE                JSON Lines (or one JSON array) of {"prompt": ...,
                                 "max_tokens": N}, {"messages": [{"role", "content"}...]}
@@ -118,7 +121,8 @@ Load (one of; a comma-separated list runs a sweep, one phase per value):
   --request-rate R[,R...]       open loop: new conversations per second, "inf" for all
                                 at once; arrivals are Poisson unless --burstiness
   --burstiness B                gamma shape of inter-arrival times: < 1 burstier (default 1)
-  --num-requests N              requests per load point (default 100)
+  --num-requests N              requests per load point (default 100; with --duration,
+                                none: the duration alone bounds the point)
   --duration DURATION           stop starting requests after this, e.g. 60s (default: none)
   --warmup-requests N           sent first at the first load, excluded (default 2)
   --timeout-ms N                deadline of each request (default 600000): a server
@@ -200,12 +204,18 @@ absl::StatusOr<loadgen::BenchConfig> ConfigFromFlags() {
     config.load_values = *values;
   }
   config.burstiness = absl::GetFlag(FLAGS_burstiness);
-  config.num_requests = absl::GetFlag(FLAGS_num_requests);
   const absl::Duration duration = absl::GetFlag(FLAGS_duration);
   if (duration < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--duration must not be negative");
   }
   if (duration > absl::ZeroDuration()) config.duration = absl::ToChronoNanoseconds(duration);
+  // --duration alone bounds a point by time; --num-requests given too bounds
+  // it by both.
+  if (Changed("num_requests") || !config.duration) {
+    config.num_requests = absl::GetFlag(FLAGS_num_requests);
+  } else {
+    config.num_requests = std::nullopt;
+  }
   config.warmup_requests = absl::GetFlag(FLAGS_warmup_requests);
   if (auto timeout = absl::GetFlag(FLAGS_timeout_ms)) {
     config.timeout = std::chrono::milliseconds(*timeout);

@@ -147,19 +147,25 @@ TEST(BenchCommandTest, AShareGptFileIsPlayedAsChatConversations) {
             figures["turns"][0]["mean_prompt_tokens"].get<double>());
 }
 
-TEST(BenchCommandTest, DurationBoundsAnOpenLoopPhase) {
+TEST(BenchCommandTest, DurationAloneBoundsAnOpenLoopPhase) {
   TempDir out;
-  const ProcessResult run = Bench(
-      InProcess({"--request-rate", "40", "--num-requests", "100000", "--duration", "1s",
-                 "--input-len", "8", "--output-len", "4", "--result-dir", out.path().string()}));
+  // No --num-requests: the default of 100 does not apply with --duration.
+  const ProcessResult run =
+      Bench(InProcess({"--request-rate", "150", "--duration", "1s", "--input-len", "8",
+                       "--output-len", "4", "--result-dir", out.path().string()}));
   ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
   const nlohmann::json figures =
       muserve::testing::ReadJsonOrFail(out.path() / "bench.json")["points"][0]["figures"];
   ExpectCompleteFigures(figures);
-  // Poisson arrivals at 40/s for 1 s: about 40, far from the request bound.
-  EXPECT_GT(figures["requests_sent"].get<int64_t>(), 5);
-  EXPECT_LT(figures["requests_sent"].get<int64_t>(), 200);
+  // Poisson arrivals at 150/s for 1 s: about 150 (sd 12), beyond 100.
+  EXPECT_GT(figures["requests_sent"].get<int64_t>(), 100);
+  EXPECT_LT(figures["requests_sent"].get<int64_t>(), 300);
   EXPECT_EQ(figures["failed"], 0);
+  const nlohmann::json config =
+      muserve::testing::ReadJsonOrFail(out.path() / "bench.json")["config"];
+  EXPECT_TRUE(config["num_requests"].is_null());
+  // Conversations built up front are capped; instances cycle over them.
+  EXPECT_THAT(run.stdout_text, HasSubstr("synthetic: 10000 conversations"));
 }
 
 // A server that describes a model and accepts streams, then never answers
