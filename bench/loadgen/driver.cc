@@ -196,10 +196,15 @@ class PhaseDriver {
   static constexpr Clock::duration kStopPoll = std::chrono::milliseconds(50);
 
   bool Stopped() const { return options_.stop != nullptr && options_.stop->load(); }
-  bool CanSend(Clock::time_point now) const {
-    return sent_ < options_.max_requests && (!deadline_ || now < *deadline_) && !Stopped();
-  }
   bool BeforeDeadline(Clock::time_point t) const { return !deadline_ || t < *deadline_; }
+  // The request budget counts whole conversations: one starts only while the
+  // requests sent plus the turns still to come of those started are under
+  // max_requests, and a started conversation plays all its turns (until the
+  // deadline). So later turns are never crowded out by new conversations.
+  bool CanStart(Clock::time_point now) const {
+    return sent_ + pending_turns_ < options_.max_requests && CanContinue(now);
+  }
+  bool CanContinue(Clock::time_point now) const { return BeforeDeadline(now) && !Stopped(); }
 
   void Schedule(Event event) {
     std::lock_guard lock(mutex_);
@@ -210,18 +215,18 @@ class PhaseDriver {
   void Handle(const Event& event, Clock::time_point now) {
     switch (event.kind) {
       case Event::Kind::kStartConversation:
-        if (CanSend(now)) Send(NewConversation());
+        if (CanStart(now)) Send(NewConversation());
         break;
       case Event::Kind::kArrival:
-        if (!CanSend(now)) break;
+        if (!CanStart(now)) break;
         Send(NewConversation());
         if (const Clock::time_point next = NextArrival(event.time);
-            sent_ < options_.max_requests && BeforeDeadline(next)) {
+            CanStart(now) && BeforeDeadline(next)) {
           Schedule({next, Event::Kind::kArrival});
         }
         break;
       case Event::Kind::kSendTurn:
-        if (CanSend(now)) {
+        if (CanContinue(now)) {
           Send(event.conversation);
         } else {
           EndConversation(event.conversation, now);
@@ -251,6 +256,7 @@ class PhaseDriver {
       system.set_content(*conversation->spec->system);
       conversation->messages.push_back(std::move(system));
     }
+    pending_turns_ += static_cast<int64_t>(conversation->spec->turns.size());
     conversations_.push_back(std::move(conversation));
     return conversations_.back().get();
   }
@@ -278,6 +284,7 @@ class PhaseDriver {
     }
     v1::Inference::Stub* stub = stubs_[conversation->target];
     ++sent_;
+    --pending_turns_;
     live_.insert(call);
     if (progress_ != nullptr) ++progress_->sent;
     switch (conversation->spec->api) {
@@ -332,7 +339,7 @@ class PhaseDriver {
     const bool more =
         ok && conversation->next_turn < static_cast<int32_t>(conversation->spec->turns.size());
     const Clock::time_point next = now + options_.think_time;
-    if (more && CanSend(now) && BeforeDeadline(next)) {
+    if (more && CanContinue(now) && BeforeDeadline(next)) {
       Schedule({next, Event::Kind::kSendTurn, conversation});
     } else {
       EndConversation(conversation, now);
@@ -365,10 +372,13 @@ class PhaseDriver {
   }
 
   // A closed loop's place goes to a new conversation.
+  // Its turns not sent leave the budget.
   void EndConversation(Conversation* conversation, Clock::time_point now) {
+    pending_turns_ -=
+        static_cast<int64_t>(conversation->spec->turns.size()) - conversation->next_turn;
     conversation->history_ids.clear();
     conversation->messages.clear();
-    if (options_.load.mode == LoadSpec::Mode::kConcurrency && CanSend(now)) {
+    if (options_.load.mode == LoadSpec::Mode::kConcurrency && CanStart(now)) {
       Schedule({now, Event::Kind::kStartConversation});
     }
   }
@@ -384,6 +394,7 @@ class PhaseDriver {
 
   // Driver thread only.
   int64_t sent_ = 0;
+  int64_t pending_turns_ = 0;  // of conversations started, not sent and not given up
   int64_t next_conversation_ = 0;
   std::deque<std::unique_ptr<Conversation>> conversations_;
   std::vector<RequestRecord> records_;

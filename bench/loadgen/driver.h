@@ -41,7 +41,11 @@ struct LoadSpec {
 
 struct PhaseOptions {
   LoadSpec load;
-  int64_t max_requests = 1;                              // >= 1
+  // >= 1. Counted in whole conversations: none starts once the requests
+  // sent plus the turns still to come of those started reach it, and those
+  // started play all their turns (until max_duration), so a phase may send
+  // up to (turns - 1) more.
+  int64_t max_requests = 1;
   std::optional<std::chrono::nanoseconds> max_duration;  // no request starts after it
   std::chrono::milliseconds think_time{0};               // between turns of a conversation
   std::optional<std::chrono::milliseconds> timeout;      // deadline of each request

@@ -85,6 +85,7 @@ TEST(BenchCommandTest, ASweepOfConversationsOnTheTinyModelWritesEveryFigureAndTh
     EXPECT_GT(figures["ttft_ms"]["p50"].get<double>(), 0);
     // Later turns resend the history, of which the prefix cache holds blocks.
     ASSERT_EQ(figures["turns"].size(), 3u);
+    for (const nlohmann::json& turn : figures["turns"]) EXPECT_EQ(turn["succeeded"], 4);
     EXPECT_EQ(figures["turns"][0]["mean_cached_prompt_tokens"], 0);
     EXPECT_GT(figures["turns"][2]["mean_cached_prompt_tokens"].get<double>(), 0);
   }
@@ -102,6 +103,24 @@ TEST(BenchCommandTest, ASweepOfConversationsOnTheTinyModelWritesEveryFigureAndTh
   EXPECT_THAT(compare.stdout_text, HasSubstr("same configuration"));
   EXPECT_THAT(compare.stdout_text,
               ::testing::ContainsRegex("ttft_ms.p99 +[0-9.e+-]+ +[0-9.e+-]+ +1.000"));
+}
+
+TEST(BenchCommandTest, AnOpenLoopBudgetsWholeConversations) {
+  TempDir out;
+  // All conversations at once: the 12 requests are 4 conversations of 3 turns,
+  // not 12 first turns.
+  const ProcessResult run = Bench(InProcess(
+      {"--request-rate", "inf", "--turns", "3", "--num-requests", "12", "--warmup-requests", "0",
+       "--input-len", "8", "--output-len", "4", "--result-dir", out.path().string()}));
+  ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
+  const nlohmann::json figures =
+      muserve::testing::ReadJsonOrFail(out.path() / "bench.json")["points"][0]["figures"];
+  EXPECT_EQ(figures["requests_sent"], 12);
+  ASSERT_EQ(figures["turns"].size(), 3u);
+  for (int turn = 0; turn < 3; ++turn) {
+    EXPECT_EQ(figures["turns"][turn]["turn"], turn);
+    EXPECT_EQ(figures["turns"][turn]["succeeded"], 4) << "turn " << turn;
+  }
 }
 
 TEST(BenchCommandTest, RequestsRefusedByAFullQueueAreCountedAsResourceExhausted) {
