@@ -331,6 +331,7 @@ class PhaseDriver {
     last_end_ = std::max(last_end_, start_ + std::chrono::nanoseconds(record.end_ns));
     if (progress_ != nullptr) ++(record.succeeded() ? progress_->succeeded : progress_->failed);
     const bool ok = record.succeeded();
+    const bool refused = record.status_code == grpc::StatusCode::UNAVAILABLE;
     if (ok) AppendReply(*conversation, completion);
     records_.push_back(std::move(completion.record));
     live_.erase(completion.call);
@@ -338,11 +339,24 @@ class PhaseDriver {
     ++conversation->next_turn;
     const bool more =
         ok && conversation->next_turn < static_cast<int32_t>(conversation->spec->turns.size());
+    // A target refusing calls (UNAVAILABLE: down, draining) fails them at
+    // once; a closed loop would spin. Its next conversation waits, longer
+    // after each refusal in a row (10 ms doubling, at most 1 s).
+    if (refused) {
+      refusals_in_a_row_ = std::min(refusals_in_a_row_ + 1, 8);
+    } else if (ok) {
+      refusals_in_a_row_ = 0;
+    }
+    const Clock::duration backoff =
+        refusals_in_a_row_ == 0
+            ? Clock::duration::zero()
+            : std::min<Clock::duration>(std::chrono::milliseconds(10 << (refusals_in_a_row_ - 1)),
+                                        std::chrono::seconds(1));
     const Clock::time_point next = now + options_.think_time;
     if (more && CanContinue(now) && BeforeDeadline(next)) {
       Schedule({next, Event::Kind::kSendTurn, conversation});
     } else {
-      EndConversation(conversation, now);
+      EndConversation(conversation, now + backoff);
     }
   }
 
@@ -371,15 +385,15 @@ class PhaseDriver {
     }
   }
 
-  // A closed loop's place goes to a new conversation.
-  // Its turns not sent leave the budget.
-  void EndConversation(Conversation* conversation, Clock::time_point now) {
+  // Its turns not sent leave the budget; a closed loop's place goes to a new
+  // conversation at `next`.
+  void EndConversation(Conversation* conversation, Clock::time_point next) {
     pending_turns_ -=
         static_cast<int64_t>(conversation->spec->turns.size()) - conversation->next_turn;
     conversation->history_ids.clear();
     conversation->messages.clear();
-    if (options_.load.mode == LoadSpec::Mode::kConcurrency && CanStart(now)) {
-      Schedule({now, Event::Kind::kStartConversation});
+    if (options_.load.mode == LoadSpec::Mode::kConcurrency && CanStart(next)) {
+      Schedule({next, Event::Kind::kStartConversation});
     }
   }
 
@@ -394,7 +408,8 @@ class PhaseDriver {
 
   // Driver thread only.
   int64_t sent_ = 0;
-  int64_t pending_turns_ = 0;  // of conversations started, not sent and not given up
+  int64_t pending_turns_ = 0;
+  int refusals_in_a_row_ = 0;  // of conversations started, not sent and not given up
   int64_t next_conversation_ = 0;
   std::deque<std::unique_ptr<Conversation>> conversations_;
   std::vector<RequestRecord> records_;

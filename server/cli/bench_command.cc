@@ -21,6 +21,7 @@
 #include "absl/flags/reflection.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "bench/loadgen/compare.h"
@@ -131,6 +132,11 @@ Load (one of; a comma-separated list runs a sweep, one phase per value):
   as --duration (at most 30 s), then are cancelled and counted as cancelled, apart
   from failures. Ctrl-C ends the running point the same way at once and keeps the
   points measured; a second Ctrl-C kills the process.
+  A closed loop backs off (10 ms doubling to 1 s) after each UNAVAILABLE in a row.
+
+Exit status: 0; 1 when a load point had no successful request (a dead or
+refusing target; the point and targets are named on stderr, the report and
+bench.json are still written) or on an error; 2 on bad flags.
 
 Figures and output:
   --slo-ttft-ms MS              goodput: requests/s with TTFT <= MS ...
@@ -337,7 +343,23 @@ int RunBench(const std::vector<std::string_view>& args) {
   }
   std::fflush(stdout);
   if (in_process) in_process->Shutdown();
-  return 0;
+  // A point where nothing succeeded measured nothing: a dead or refusing
+  // target must not pass for a benchmark in scripts.
+  int exit_code = 0;
+  for (const loadgen::PointResult& point : result->points) {
+    if (point.figures.succeeded > 0) continue;
+    std::string errors;
+    for (const auto& [code, count] : point.figures.errors_by_code) {
+      absl::StrAppend(&errors, " ", code, " ", count);
+    }
+    if (point.figures.cancelled > 0)
+      absl::StrAppend(&errors, " cancelled ", point.figures.cancelled);
+    std::fprintf(stderr, "muserve bench: %s: no request succeeded on %s (%d sent;%s)\n",
+                 point.load.Label().c_str(), absl::StrJoin(config->targets, ", ").c_str(),
+                 static_cast<int>(point.figures.requests_sent), errors.c_str());
+    exit_code = 1;
+  }
+  return exit_code;
 }
 
 }  // namespace

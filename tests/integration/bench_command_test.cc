@@ -188,9 +188,12 @@ TEST(BenchCommandTest, DurationAloneBoundsAnOpenLoopPhase) {
 }
 
 // A server that describes a model and accepts streams, then never answers
-// them: a hung replica.
+// them (a hung replica), or refuses them at once with UNAVAILABLE (a
+// draining or broken one).
 class SilentService final : public v1::Inference::Service {
  public:
+  explicit SilentService(bool refuse) : refuse_(refuse) {}
+
   grpc::Status GetModelInfo(grpc::ServerContext*, const v1::GetModelInfoRequest*,
                             v1::ModelInfo* response) override {
     response->set_model("silent");
@@ -200,14 +203,18 @@ class SilentService final : public v1::Inference::Service {
   }
   grpc::Status Generate(grpc::ServerContext* context, const v1::GenerateRequest*,
                         grpc::ServerWriter<v1::GenerateResponse>*) override {
+    if (refuse_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "draining");
     while (!context->IsCancelled()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     return grpc::Status::CANCELLED;
   }
+
+ private:
+  const bool refuse_;
 };
 
 class SilentServer {
  public:
-  SilentServer() {
+  explicit SilentServer(bool refuse = false) : service_(refuse) {
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
     builder.RegisterService(&service_);
@@ -228,6 +235,9 @@ TEST(BenchCommandTest, AServerThatNeverAnswersFailsRequestsAtTheirDeadline) {
   const ProcessResult run = Bench({"--target", silent.target(), "--timeout-ms", "200",
                                    "--num-requests", "3", "--warmup-requests", "0", "--input-len",
                                    "4", "--output-len", "4", "--result-dir", out.path().string()});
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_THAT(run.stderr_text,
+              HasSubstr("concurrency 1: no request succeeded on " + silent.target()));
   EXPECT_THAT(run.stdout_text, HasSubstr("3 requests (0 succeeded, 3 failed)"));
   const nlohmann::json figures =
       muserve::testing::ReadJsonOrFail(out.path() / "bench.json")["points"][0]["figures"];
@@ -251,6 +261,23 @@ TEST(BenchCommandTest, CallsInFlightAtTheEndOfADurationAreCancelledAndCounted) {
   EXPECT_EQ(figures["cancelled"], figures["requests_sent"]);
   EXPECT_EQ(figures["failed"], 0);
   EXPECT_THAT(run.stdout_text, HasSubstr("cancelled at the end"));
+}
+
+TEST(BenchCommandTest, AClosedLoopBacksOffATargetThatRefusesEverything) {
+  SilentServer refusing(/*refuse=*/true);
+  TempDir out;
+  const ProcessResult run = Bench({"--target", refusing.target(), "--duration", "1s",
+                                   "--concurrency", "2", "--warmup-requests", "0", "--input-len",
+                                   "4", "--output-len", "4", "--result-dir", out.path().string()});
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_THAT(run.stderr_text, HasSubstr("concurrency 2: no request succeeded"));
+  const nlohmann::json figures =
+      muserve::testing::ReadJsonOrFail(out.path() / "bench.json")["points"][0]["figures"];
+  // Each place waits 10, 20, 40 ... ms after a refusal: about 2 x 7 in 1 s,
+  // where spinning would send thousands.
+  EXPECT_GE(figures["requests_sent"].get<int64_t>(), 2);
+  EXPECT_LT(figures["requests_sent"].get<int64_t>(), 60);
+  EXPECT_EQ(figures["errors_by_code"]["UNAVAILABLE"], figures["requests_sent"]);
 }
 
 class BenchTargetTest : public ServerTest {};
