@@ -19,9 +19,20 @@ json Number(double value) {
   return value;
 }
 
+// Without samples the statistics are null, not 0 ms.
 json SummaryJson(const Summary& s) {
-  return {{"count", s.count}, {"mean", s.mean}, {"p50", s.p50},
-          {"p90", s.p90},     {"p99", s.p99},   {"max", s.max}};
+  const auto stat = [&s](double value) -> json {
+    if (s.count == 0) return nullptr;
+    return value;
+  };
+  return {{"count", s.count},   {"mean", stat(s.mean)}, {"p50", stat(s.p50)},
+          {"p90", stat(s.p90)}, {"p99", stat(s.p99)},   {"max", stat(s.max)}};
+}
+
+// A statistic in a table column of `width`: "-" without samples.
+std::string Cell(const Summary& s, double Summary::*field, int width) {
+  if (s.count == 0) return absl::StrFormat("%*s", width, "-");
+  return absl::StrFormat("%*.2f", width, s.*field);
 }
 
 json ConfigJson(const BenchConfig& c) {
@@ -144,8 +155,9 @@ std::string PointReport(const PointResult& point, const Slo& slo) {
     absl::StrAppendFormat(&out, "  %-5s %9s %10s %10s %12s %12s %8s\n", "turn", "requests",
                           "TTFT p50", "TTFT p90", "prompt tok", "cached tok", "cached");
     for (const TurnFigures& t : f.turns) {
-      absl::StrAppendFormat(&out, "  %-5d %9d %10.2f %10.2f %12.1f %12.1f %7.1f%%\n", t.turn + 1,
-                            t.succeeded, t.ttft_ms.p50, t.ttft_ms.p90, t.mean_prompt_tokens,
+      absl::StrAppendFormat(&out, "  %-5d %9d %s %s %12.1f %12.1f %7.1f%%\n", t.turn + 1,
+                            t.succeeded, Cell(t.ttft_ms, &Summary::p50, 10),
+                            Cell(t.ttft_ms, &Summary::p90, 10), t.mean_prompt_tokens,
                             t.mean_cached_prompt_tokens, 100 * t.cached_fraction);
     }
   }
@@ -169,9 +181,11 @@ std::string FormatReport(const BenchResult& result) {
                           "out tok/s", "TTFT p50", "TTFT p99", "TPOT p50", "TPOT p99", "failed");
     for (const PointResult& point : result.points) {
       const RunFigures& f = point.figures;
-      absl::StrAppendFormat(&out, "%-18s %9.3f %10.1f %10.2f %10.2f %10.2f %10.2f %7d\n",
-                            point.load.Label(), f.request_throughput, f.output_token_throughput,
-                            f.ttft_ms.p50, f.ttft_ms.p99, f.tpot_ms.p50, f.tpot_ms.p99, f.failed);
+      absl::StrAppendFormat(&out, "%-18s %9.3f %10.1f %s %s %s %s %7d\n", point.load.Label(),
+                            f.request_throughput, f.output_token_throughput,
+                            Cell(f.ttft_ms, &Summary::p50, 10), Cell(f.ttft_ms, &Summary::p99, 10),
+                            Cell(f.tpot_ms, &Summary::p50, 10), Cell(f.tpot_ms, &Summary::p99, 10),
+                            f.failed);
     }
   }
   return out;

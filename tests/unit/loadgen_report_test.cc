@@ -84,6 +84,23 @@ TEST(ResultJsonTest, HoldsTheConfigurationAndEveryFigure) {
   EXPECT_EQ(json["points"][1]["load"]["label"], "concurrency 4");
 }
 
+TEST(ResultJsonTest, AFigureWithoutSamplesIsNullNotZero) {
+  BenchResult result = TwoPointResult(1);
+  result.points[1].figures.succeeded = 0;
+  result.points[1].figures.ttft_ms = Summary{};
+  const nlohmann::json json = ResultJson(result);
+  const nlohmann::json& ttft = json["points"][1]["figures"]["ttft_ms"];
+  EXPECT_EQ(ttft["count"], 0);
+  for (const char* stat : {"mean", "p50", "p90", "p99", "max"}) {
+    EXPECT_TRUE(ttft[stat].is_null()) << stat;
+  }
+  EXPECT_EQ(json["points"][0]["figures"]["ttft_ms"]["p50"], 4);
+  // In the sweep table: "-", not 0.00.
+  const std::string table = FormatReport(result);
+  EXPECT_THAT(table, testing::ContainsRegex("concurrency 4 +[0-9.]+ +[0-9.]+ +- +- +- +-"));
+  EXPECT_THAT(table, testing::ContainsRegex("concurrency 1 +[0-9.]+ +[0-9.]+ +4.00 +9.00"));
+}
+
 TEST(CompareTest, PrintsRatiosOfBToAPointByPoint) {
   BenchResult b = TwoPointResult(2);
   b.config.num_requests = 50;
