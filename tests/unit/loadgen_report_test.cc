@@ -107,9 +107,29 @@ TEST(CompareTest, PrintsRatiosOfBToAPointByPoint) {
   auto text = CompareResults(ResultJson(TwoPointResult(1)), ResultJson(b));
   ASSERT_TRUE(text.ok()) << text.status();
   EXPECT_THAT(*text, HasSubstr("config.num_requests: 100 vs 50"));
-  EXPECT_THAT(*text, HasSubstr("point 2: concurrency 4 vs concurrency 4"));
+  EXPECT_THAT(*text, HasSubstr("\nconcurrency 4\n"));
   EXPECT_THAT(*text, testing::ContainsRegex("request_throughput +4 +8 +2.000"));
   EXPECT_THAT(*text, testing::ContainsRegex("ttft_ms.p90 +8 +8 +1.000"));
+}
+
+TEST(CompareTest, MatchesPointsByLoadAndShowsOneSidedFigures) {
+  BenchResult a = TwoPointResult(1);  // concurrency 1 and 4
+  BenchResult b = TwoPointResult(2);
+  b.points[0].load.value = 16;  // B: concurrency 16 and 4
+  b.points[1].figures.errors_by_code["UNAVAILABLE"] = 2;
+  nlohmann::json ja = ResultJson(a);
+  ja["points"][1]["figures"].erase("goodput");
+  ja["config"].erase("seed");
+  auto text = CompareResults(ja, ResultJson(b));
+  ASSERT_TRUE(text.ok()) << text.status();
+  // Concurrency 4 is A's second point and B's second: compared; 1 and 16 are not.
+  EXPECT_THAT(*text,
+              testing::ContainsRegex("\nconcurrency 4\n[^\n]*\n  request_throughput +4 +8 "));
+  EXPECT_THAT(*text, HasSubstr("only in A: concurrency 1"));
+  EXPECT_THAT(*text, HasSubstr("only in B: concurrency 16"));
+  EXPECT_THAT(*text, testing::ContainsRegex("errors_by_code.UNAVAILABLE +0 +2 "));
+  EXPECT_THAT(*text, testing::ContainsRegex("goodput +\\(absent\\) +null +-"));
+  EXPECT_THAT(*text, HasSubstr("config.seed: (absent) vs 0"));
 }
 
 TEST(CompareTest, AFileThatIsNotAResultIsRefused) {
