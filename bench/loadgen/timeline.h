@@ -49,7 +49,10 @@ struct RequestRecord {
 struct RequestLatencies {
   std::optional<double> ttft_ms;  // none without any token
   std::vector<double> itl_ms;     // see the header comment
-  std::optional<double> tpot_ms;  // (e2e - TTFT) / (output tokens - 1), with >= 2 tokens
+  // (last token's arrival - first token's) / (output tokens - 1), with >= 2
+  // tokens: the status and Finished event after the last token do not count
+  // (as vLLM's benchmark measures it).
+  std::optional<double> tpot_ms;
   double e2e_ms = 0;
   int64_t output_tokens = 0;  // token ids received
 };

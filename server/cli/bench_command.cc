@@ -84,8 +84,8 @@ constexpr std::string_view kUsage = R"(Usage: muserve bench [flags]
        muserve bench compare A.json B.json
 
 Load-tests a server over the gRPC API and reports, per load point: time to
-first token (TTFT), inter-token latency (ITL), time per output token (TPOT)
-and end-to-end latency (mean, p50, p90, p99, max); requests/s and output
+first token (TTFT), inter-token latency (ITL), time per output token (TPOT:
+last token's arrival - first token's, over output tokens - 1) and end-to-end latency (mean, p50, p90, p99, max); requests/s and output
 tokens/s; goodput under --slo-*; errors by gRPC status code; and, for
 conversations, TTFT and cached prompt tokens per turn. Times are taken at the
 client with a monotonic clock as each response arrives. Requests are greedy
