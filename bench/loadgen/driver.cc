@@ -215,11 +215,11 @@ class PhaseDriver {
   void Handle(const Event& event, Clock::time_point now) {
     switch (event.kind) {
       case Event::Kind::kStartConversation:
-        if (CanStart(now)) Send(NewConversation());
+        if (CanStart(now)) Send(NewConversation(), event.time);
         break;
       case Event::Kind::kArrival:
         if (!CanStart(now)) break;
-        Send(NewConversation());
+        Send(NewConversation(), event.time);
         if (const Clock::time_point next = NextArrival(event.time);
             CanStart(now) && BeforeDeadline(next)) {
           Schedule({next, Event::Kind::kArrival});
@@ -227,7 +227,7 @@ class PhaseDriver {
         break;
       case Event::Kind::kSendTurn:
         if (CanContinue(now)) {
-          Send(event.conversation);
+          Send(event.conversation, event.time);
         } else {
           EndConversation(event.conversation, now);
         }
@@ -270,14 +270,16 @@ class PhaseDriver {
     return options;
   }
 
-  // Starts the conversation's next turn.
-  void Send(Conversation* conversation) {
+  // Starts the conversation's next turn, which was due at `scheduled`.
+  void Send(Conversation* conversation, Clock::time_point scheduled) {
     const TurnSpec& turn = conversation->spec->turns[conversation->next_turn];
     Completion completion;
     completion.conversation = conversation;
     completion.record.conversation = conversation->id;
     completion.record.turn = conversation->next_turn;
     completion.record.target = conversation->target;
+    completion.record.scheduled_ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(scheduled - start_).count();
     auto* call = new StreamCall(this, start_, std::move(completion));
     if (options_.timeout) {
       call->context().set_deadline(std::chrono::system_clock::now() + *options_.timeout);

@@ -108,6 +108,7 @@ json FiguresJson(const RunFigures& f) {
           {"itl_ms", SummaryJson(f.itl_ms)},
           {"tpot_ms", SummaryJson(f.tpot_ms)},
           {"e2e_ms", SummaryJson(f.e2e_ms)},
+          {"send_lag_ms", SummaryJson(f.send_lag_ms)},
           {"turns", turns}};
 }
 
@@ -146,6 +147,11 @@ std::string PointReport(const PointResult& point, const Slo& slo) {
   out += LatencyRow("ITL", f.itl_ms);
   out += LatencyRow("TPOT", f.tpot_ms);
   out += LatencyRow("E2E", f.e2e_ms);
+  if (f.send_lag_ms.count > 0) {
+    absl::StrAppendFormat(&out,
+                          "  send lag (client behind schedule): p50 %.2f, p99 %.2f, max %.2f ms\n",
+                          f.send_lag_ms.p50, f.send_lag_ms.p99, f.send_lag_ms.max);
+  }
   if (!f.errors_by_code.empty()) {
     out += "  errors:";
     for (const auto& [code, count] : f.errors_by_code) absl::StrAppend(&out, " ", code, " ", count);

@@ -41,7 +41,7 @@ RunFigures ComputeFigures(const std::vector<RequestRecord>& records, double dura
                           const Slo& slo) {
   RunFigures figures;
   figures.duration_s = duration_s;
-  std::vector<double> ttft, itl, tpot, e2e;
+  std::vector<double> ttft, itl, tpot, e2e, send_lag;
   struct TurnAccumulator {
     std::vector<double> ttft;
     int64_t succeeded = 0;
@@ -51,6 +51,7 @@ RunFigures ComputeFigures(const std::vector<RequestRecord>& records, double dura
   std::map<int32_t, TurnAccumulator> turns;
   for (const RequestRecord& record : records) {
     ++figures.requests_sent;
+    send_lag.push_back(static_cast<double>(record.start_ns - record.scheduled_ns) / 1e6);
     if (record.cancelled) {
       ++figures.cancelled;
       continue;
@@ -87,6 +88,7 @@ RunFigures ComputeFigures(const std::vector<RequestRecord>& records, double dura
   figures.itl_ms = Summarize(std::move(itl));
   figures.tpot_ms = Summarize(std::move(tpot));
   figures.e2e_ms = Summarize(std::move(e2e));
+  figures.send_lag_ms = Summarize(std::move(send_lag));
   for (auto& [index, turn] : turns) {
     TurnFigures out;
     out.turn = index;

@@ -68,6 +68,8 @@ struct RunFigures {
   Summary itl_ms;
   Summary tpot_ms;
   Summary e2e_ms;
+  // start - scheduled of every request sent (RequestRecord::scheduled_ns).
+  Summary send_lag_ms;
   std::vector<TurnFigures> turns;  // one per turn index that occurred
 };
 

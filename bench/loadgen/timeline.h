@@ -26,9 +26,15 @@ struct ChunkArrival {
 };
 
 struct RequestRecord {
-  int64_t conversation = 0;          // conversation instance, unique within the phase
-  int32_t turn = 0;                  // 0-based
-  int32_t target = 0;                // index into the run's targets
+  int64_t conversation = 0;  // conversation instance, unique within the phase
+  int32_t turn = 0;          // 0-based
+  int32_t target = 0;        // index into the run's targets
+  // When the driver meant to send it: an open loop's drawn arrival time, or
+  // a reply's arrival plus the think time (a closed loop's new conversation:
+  // when its place came free, or after a back-off). start_ns - scheduled_ns
+  // is the send lag: time the client, not the server, added (a driver
+  // falling behind its schedule understates an open loop's latencies).
+  int64_t scheduled_ns = 0;
   int64_t start_ns = 0;              // just before the call started
   int64_t end_ns = 0;                // when the call ended (its status arrived)
   std::vector<ChunkArrival> chunks;  // in arrival order

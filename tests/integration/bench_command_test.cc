@@ -48,7 +48,7 @@ void ExpectCompleteFigures(const nlohmann::json& figures) {
         "output_token_throughput", "goodput", "good_requests", "turns"}) {
     EXPECT_TRUE(figures.contains(key)) << key;
   }
-  for (const char* latency : {"ttft_ms", "itl_ms", "tpot_ms", "e2e_ms"}) {
+  for (const char* latency : {"ttft_ms", "itl_ms", "tpot_ms", "e2e_ms", "send_lag_ms"}) {
     for (const char* stat : {"count", "mean", "p50", "p90", "p99", "max"}) {
       EXPECT_TRUE(figures[latency].contains(stat)) << latency << "." << stat;
     }
@@ -116,6 +116,9 @@ TEST(BenchCommandTest, AnOpenLoopBudgetsWholeConversations) {
   const nlohmann::json figures =
       muserve::testing::ReadJsonOrFail(out.path() / "bench.json")["points"][0]["figures"];
   EXPECT_EQ(figures["requests_sent"], 12);
+  EXPECT_EQ(figures["send_lag_ms"]["count"], 12);
+  EXPECT_GE(figures["send_lag_ms"]["p50"].get<double>(), 0);
+  EXPECT_THAT(run.stdout_text, HasSubstr("send lag (client behind schedule): p50 "));
   ASSERT_EQ(figures["turns"].size(), 3u);
   for (int turn = 0; turn < 3; ++turn) {
     EXPECT_EQ(figures["turns"][turn]["turn"], turn);

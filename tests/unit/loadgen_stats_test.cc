@@ -84,6 +84,24 @@ TEST(MeasureTest, OneTokenHasNoTpotAndNoTokenHasNoTtft) {
   EXPECT_EQ(none.output_tokens, 0);
 }
 
+TEST(ComputeFiguresTest, SendLagIsStartMinusScheduleForEveryRequestSent) {
+  std::vector<RequestRecord> records;
+  for (int lag_ms : {0, 2, 10}) {
+    RequestRecord record = Request(100, {{150, 1}}, 150);
+    record.scheduled_ns = (100 - lag_ms) * kMs;
+    records.push_back(record);
+  }
+  RequestRecord failed;
+  failed.status_code = 14;  // UNAVAILABLE: sent late all the same
+  failed.scheduled_ns = 0;
+  failed.start_ns = 4 * kMs;
+  records.push_back(failed);
+  const RunFigures f = ComputeFigures(records, 1.0, Slo{});
+  EXPECT_EQ(f.send_lag_ms.count, 4);
+  EXPECT_DOUBLE_EQ(f.send_lag_ms.max, 10);
+  EXPECT_DOUBLE_EQ(f.send_lag_ms.p50, 3);  // 0, 2, 4, 10
+}
+
 TEST(ComputeFiguresTest, GoodputCountsSucceededRequestsMeetingEveryObjective) {
   std::vector<RequestRecord> records;
   records.push_back(Request(0, {{100, 1}, {150, 1}}, 150));  // TTFT 100, TPOT 50: good
