@@ -62,6 +62,12 @@ json ConfigJson(const BenchConfig& c) {
       {"slo_ttft_ms", c.slo.ttft_ms ? json(*c.slo.ttft_ms) : json(nullptr)},
       {"slo_tpot_ms", c.slo.tpot_ms ? json(*c.slo.tpot_ms) : json(nullptr)},
       {"seed", c.seed},
+      {"in_process", c.in_process ? json{{"model", c.in_process->model},
+                                         {"threads", c.in_process->threads},
+                                         {"max_num_seqs", c.in_process->max_num_seqs},
+                                         {"max_queue", c.in_process->max_queue},
+                                         {"block_size", c.in_process->block_size}}
+                                  : json(nullptr)},
   };
 }
 
@@ -81,7 +87,8 @@ json ModelJson(const v1::ModelInfo& m) {
           {"prefix_caching", m.prefix_caching()}};
 }
 
-json FiguresJson(const RunFigures& f) {
+// `targets` names the indices; by_target only with several targets.
+json FiguresJson(const RunFigures& f, const std::vector<std::string>& targets) {
   json turns = json::array();
   for (const TurnFigures& t : f.turns) {
     turns.push_back({{"turn", t.turn},
@@ -91,25 +98,37 @@ json FiguresJson(const RunFigures& f) {
                      {"mean_cached_prompt_tokens", t.mean_cached_prompt_tokens},
                      {"cached_fraction", t.cached_fraction}});
   }
-  return {{"requests_sent", f.requests_sent},
-          {"succeeded", f.succeeded},
-          {"failed", f.failed},
-          {"cancelled", f.cancelled},
-          {"errors_by_code", f.errors_by_code},
-          {"duration_s", f.duration_s},
-          {"prompt_tokens", f.prompt_tokens},
-          {"output_tokens", f.output_tokens},
-          {"cached_prompt_tokens", f.cached_prompt_tokens},
-          {"request_throughput", f.request_throughput},
-          {"output_token_throughput", f.output_token_throughput},
-          {"goodput", f.goodput ? json(*f.goodput) : json(nullptr)},
-          {"good_requests", f.good_requests},
-          {"ttft_ms", SummaryJson(f.ttft_ms)},
-          {"itl_ms", SummaryJson(f.itl_ms)},
-          {"tpot_ms", SummaryJson(f.tpot_ms)},
-          {"e2e_ms", SummaryJson(f.e2e_ms)},
-          {"send_lag_ms", SummaryJson(f.send_lag_ms)},
-          {"turns", turns}};
+  json figures = {{"requests_sent", f.requests_sent},
+                  {"succeeded", f.succeeded},
+                  {"failed", f.failed},
+                  {"cancelled", f.cancelled},
+                  {"errors_by_code", f.errors_by_code},
+                  {"duration_s", f.duration_s},
+                  {"prompt_tokens", f.prompt_tokens},
+                  {"output_tokens", f.output_tokens},
+                  {"cached_prompt_tokens", f.cached_prompt_tokens},
+                  {"request_throughput", f.request_throughput},
+                  {"output_token_throughput", f.output_token_throughput},
+                  {"goodput", f.goodput ? json(*f.goodput) : json(nullptr)},
+                  {"good_requests", f.good_requests},
+                  {"ttft_ms", SummaryJson(f.ttft_ms)},
+                  {"itl_ms", SummaryJson(f.itl_ms)},
+                  {"tpot_ms", SummaryJson(f.tpot_ms)},
+                  {"e2e_ms", SummaryJson(f.e2e_ms)},
+                  {"send_lag_ms", SummaryJson(f.send_lag_ms)},
+                  {"turns", turns}};
+  if (targets.size() > 1) {
+    json by_target = json::array();
+    for (const TargetFigures& t : f.by_target) {
+      by_target.push_back({{"target", targets.at(t.target)},
+                           {"requests_sent", t.requests_sent},
+                           {"succeeded", t.succeeded},
+                           {"failed", t.failed},
+                           {"ttft_ms", SummaryJson(t.ttft_ms)}});
+    }
+    figures["by_target"] = by_target;
+  }
+  return figures;
 }
 
 std::string LatencyRow(const char* name, const Summary& s) {
@@ -126,7 +145,8 @@ std::string SloText(const Slo& slo) {
   return text;
 }
 
-std::string PointReport(const PointResult& point, const Slo& slo) {
+std::string PointReport(const PointResult& point, const Slo& slo,
+                        const std::vector<std::string>& targets) {
   const RunFigures& f = point.figures;
   std::string out = absl::StrFormat(
       "== %s: %d requests (%d succeeded, %d failed%s) in %.2f s ==\n", point.load.Label(),
@@ -157,6 +177,15 @@ std::string PointReport(const PointResult& point, const Slo& slo) {
     for (const auto& [code, count] : f.errors_by_code) absl::StrAppend(&out, " ", code, " ", count);
     out += "\n";
   }
+  if (targets.size() > 1) {
+    absl::StrAppendFormat(&out, "  %-24s %9s %9s %7s %10s %10s\n", "target", "requests",
+                          "succeeded", "failed", "TTFT p50", "TTFT p99");
+    for (const TargetFigures& t : f.by_target) {
+      absl::StrAppendFormat(&out, "  %-24s %9d %9d %7d %s %s\n", targets.at(t.target),
+                            t.requests_sent, t.succeeded, t.failed,
+                            Cell(t.ttft_ms, &Summary::p50, 10), Cell(t.ttft_ms, &Summary::p99, 10));
+    }
+  }
   if (f.turns.size() > 1) {
     absl::StrAppendFormat(&out, "  %-5s %9s %10s %10s %12s %12s %8s\n", "turn", "requests",
                           "TTFT p50", "TTFT p90", "prompt tok", "cached tok", "cached");
@@ -179,7 +208,7 @@ std::string FormatReport(const BenchResult& result) {
                       m.model(), m.dtype(), m.device(), absl::StrJoin(result.config.targets, ", "));
   absl::StrAppendFormat(&out, "workload: %s\n\n", result.workload);
   for (const PointResult& point : result.points) {
-    out += PointReport(point, result.config.slo);
+    out += PointReport(point, result.config.slo, result.config.targets);
     out += "\n";
   }
   if (result.points.size() > 1) {
@@ -205,7 +234,7 @@ json ResultJson(const BenchResult& result) {
                                                                                  : "request_rate"},
                         {"value", Number(point.load.value)},
                         {"label", point.load.Label()}}},
-                      {"figures", FiguresJson(point.figures)}});
+                      {"figures", FiguresJson(point.figures, result.config.targets)}});
   }
   return {{"format", "muserve-bench/1"},         {"started_at", result.started_at},
           {"config", ConfigJson(result.config)}, {"model", ModelJson(result.model_info)},

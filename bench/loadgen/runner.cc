@@ -38,6 +38,10 @@ absl::StatusOr<Target> Connect(const std::string& address) {
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, kKeepaliveTimeMs);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, kKeepaliveTimeoutMs);
   args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);  // keep pinging a silent server
+  // A name resolving to several replicas gets calls spread over all of them
+  // (gRPC's default, pick_first, would use one). No retry policy, unlike
+  // muserve's own clients: every refusal is counted as it happened.
+  args.SetServiceConfigJSON(R"({"loadBalancingConfig": [{"round_robin": {}}]})");
   target.channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
   if (!target.channel->WaitForConnected(std::chrono::system_clock::now() + kConnectTimeout)) {
     return absl::UnavailableError(absl::StrCat("cannot connect to --target ", address, " within ",

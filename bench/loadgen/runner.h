@@ -24,6 +24,15 @@ namespace muserve::loadgen {
 struct BenchConfig {
   std::vector<std::string> targets;  // host:port, non-empty; load spreads over them
   std::string server;                // how the server was reached, for the report
+  // The in-process server's settings (--in-process), for the report.
+  struct InProcessServer {
+    std::string model;  // the model directory
+    int32_t threads = 0;
+    int32_t max_num_seqs = 0;
+    int32_t max_queue = 0;
+    int32_t block_size = 0;
+  };
+  std::optional<InProcessServer> in_process;
 
   // Workload: a dataset file, else synthetic conversations.
   std::optional<std::filesystem::path> dataset;

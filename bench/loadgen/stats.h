@@ -50,6 +50,15 @@ struct TurnFigures {
   double cached_fraction = 0;
 };
 
+// Requests one target (replica) got, when load spreads over several.
+struct TargetFigures {
+  int32_t target = 0;  // index into the run's targets
+  int64_t requests_sent = 0;
+  int64_t succeeded = 0;
+  int64_t failed = 0;  // cancelled ones are neither
+  Summary ttft_ms;
+};
+
 struct RunFigures {
   int64_t requests_sent = 0;  // = succeeded + failed + cancelled
   int64_t succeeded = 0;
@@ -70,7 +79,8 @@ struct RunFigures {
   Summary e2e_ms;
   // start - scheduled of every request sent (RequestRecord::scheduled_ns).
   Summary send_lag_ms;
-  std::vector<TurnFigures> turns;  // one per turn index that occurred
+  std::vector<TurnFigures> turns;        // one per turn index that occurred
+  std::vector<TargetFigures> by_target;  // one per target index that occurred
 };
 
 // Latencies come from succeeded requests only; failed ones are counted by

@@ -233,8 +233,10 @@ absl::StatusOr<loadgen::BenchConfig> ConfigFromFlags() {
   return config;
 }
 
-// The in-process server, serving once this returns.
-absl::StatusOr<std::unique_ptr<server::InferenceServer>> StartInProcessServer() {
+// The in-process server, serving once this returns; `model_dir` gets the
+// model directory it loaded.
+absl::StatusOr<std::unique_ptr<server::InferenceServer>> StartInProcessServer(
+    std::string* model_dir) {
   server::ServerOptions options;
   options.host = "127.0.0.1";
   options.port = 0;
@@ -250,6 +252,7 @@ absl::StatusOr<std::unique_ptr<server::InferenceServer>> StartInProcessServer() 
     if (!demo.ok()) return demo.status();
     model.model_dir = *demo;
   }
+  *model_dir = model.model_dir.string();
   auto server = server::InferenceServer::Start(options);
   if (!server.ok()) return server.status();
   if (absl::Status loaded = (*server)->LoadModel(); !loaded.ok()) return loaded;
@@ -295,7 +298,8 @@ int RunBench(const std::vector<std::string_view>& args) {
     if (absl::Status logging = server::ConfigureLogging("error", "text"); !logging.ok()) {
       return Usage(std::string(logging.message()));
     }
-    auto started = StartInProcessServer();
+    std::string model_dir;
+    auto started = StartInProcessServer(&model_dir);
     if (!started.ok()) {
       std::fprintf(stderr, "muserve bench: cannot start the in-process server: %s\n",
                    std::string(started.status().message()).c_str());
@@ -304,6 +308,12 @@ int RunBench(const std::vector<std::string_view>& args) {
     in_process = std::move(*started);
     config->targets = {absl::StrCat("127.0.0.1:", in_process->port())};
     config->server = "in-process server";
+    config->in_process =
+        loadgen::BenchConfig::InProcessServer{.model = model_dir,
+                                              .threads = absl::GetFlag(FLAGS_threads),
+                                              .max_num_seqs = absl::GetFlag(FLAGS_max_num_seqs),
+                                              .max_queue = absl::GetFlag(FLAGS_max_queue),
+                                              .block_size = absl::GetFlag(FLAGS_block_size)};
   }
   if (absl::Status valid = config->Validate(); !valid.ok())
     return Usage(std::string(valid.message()));

@@ -71,6 +71,8 @@ TEST(BenchCommandTest, ASweepOfConversationsOnTheTinyModelWritesEveryFigureAndTh
 
   const nlohmann::json result = muserve::testing::ReadJsonOrFail(out.path() / "bench.json");
   EXPECT_EQ(result["config"]["turns"], 3);
+  EXPECT_EQ(result["config"]["in_process"]["model"], TinyModelDir().string());
+  EXPECT_EQ(result["config"]["in_process"]["threads"], 2);
   EXPECT_EQ(result["config"]["load_values"], nlohmann::json::array({1.0, 3.0}));
   ASSERT_EQ(result["points"].size(), 2u);
   for (const nlohmann::json& point : result["points"]) {
@@ -294,6 +296,9 @@ TEST_F(BenchTargetTest, DrivesRunningServersGivenByTarget) {
   ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
   EXPECT_THAT(run.stdout_text, HasSubstr("running server"));
   EXPECT_THAT(run.stdout_text, HasSubstr("== rate 50/s: 6 requests (6 succeeded, 0 failed)"));
+  // Conversations alternate over the two targets: 3 requests each.
+  EXPECT_THAT(run.stdout_text, ::testing::ContainsRegex("target +requests +succeeded"));
+  EXPECT_THAT(run.stdout_text, ::testing::ContainsRegex(address + " +3 +3 +0 +[0-9.]+"));
 }
 
 TEST(BenchCommandTest, BadFlagsAreRefusedNamingTheFlag) {

@@ -4,6 +4,7 @@
 
 #include "bench/loadgen/compare.h"
 #include "bench/loadgen/report.h"
+#include "bench/loadgen/stats.h"
 #include "bench/loadgen/svg_plot.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -99,6 +100,35 @@ TEST(ResultJsonTest, AFigureWithoutSamplesIsNullNotZero) {
   const std::string table = FormatReport(result);
   EXPECT_THAT(table, testing::ContainsRegex("concurrency 4 +[0-9.]+ +[0-9.]+ +- +- +- +-"));
   EXPECT_THAT(table, testing::ContainsRegex("concurrency 1 +[0-9.]+ +[0-9.]+ +4.00 +9.00"));
+}
+
+TEST(ResultJsonTest, SeveralTargetsGetFiguresEach) {
+  std::vector<RequestRecord> records(3);
+  for (int i = 0; i < 3; ++i) {
+    records[i].target = i % 2;
+    records[i].finished = true;
+    records[i].start_ns = 0;
+    records[i].chunks = {{(i + 1) * 1'000'000, 1}};
+    records[i].end_ns = (i + 1) * 1'000'000;
+  }
+  records[2].status_code = 14;  // UNAVAILABLE
+  BenchResult result = TwoPointResult(1);
+  result.config.targets = {"a:1", "b:2"};
+  result.points[0].figures = ComputeFigures(records, 1.0, Slo{});
+  const nlohmann::json json = ResultJson(result);
+  const nlohmann::json& by_target = json["points"][0]["figures"]["by_target"];
+  ASSERT_EQ(by_target.size(), 2u);
+  EXPECT_EQ(by_target[0]["target"], "a:1");
+  EXPECT_EQ(by_target[0]["requests_sent"], 2);
+  EXPECT_EQ(by_target[0]["failed"], 1);
+  EXPECT_EQ(by_target[0]["ttft_ms"]["p50"], 1);
+  EXPECT_EQ(by_target[1]["target"], "b:2");
+  EXPECT_EQ(by_target[1]["succeeded"], 1);
+  EXPECT_EQ(by_target[1]["ttft_ms"]["p99"], 2);
+  EXPECT_THAT(FormatReport(result), testing::ContainsRegex("a:1 +2 +1 +1 +1.00 +1.00"));
+  // One target: nothing per target.
+  result.config.targets = {"a:1"};
+  EXPECT_FALSE(ResultJson(result)["points"][0]["figures"].contains("by_target"));
 }
 
 TEST(CompareTest, PrintsRatiosOfBToAPointByPoint) {
