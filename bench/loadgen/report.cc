@@ -238,7 +238,8 @@ json ResultJson(const BenchResult& result) {
   }
   return {{"format", "muserve-bench/1"},         {"started_at", result.started_at},
           {"config", ConfigJson(result.config)}, {"model", ModelJson(result.model_info)},
-          {"workload", result.workload},         {"points", points}};
+          {"workload", result.workload},         {"points", points},
+          {"interrupted", result.interrupted}};
 }
 
 absl::StatusOr<std::vector<std::filesystem::path>> WriteResultFiles(

@@ -202,8 +202,10 @@ absl::StatusOr<BenchResult> RunBench(const BenchConfig& config,
         RunWithProgress(stubs, *workload, options, options.load.Label(), config.progress_bar);
     result.points.push_back(
         {options.load, ComputeFigures(phase.records, phase.duration_s, config.slo)});
+    result.interrupted = stop != nullptr && stop->load();
     if (on_point) on_point(result);
   }
+  result.interrupted = stop != nullptr && stop->load();
   return result;
 }
 

@@ -80,6 +80,8 @@ struct BenchResult {
   std::string workload;      // the workload's description
   std::string started_at;    // UTC, RFC 3339
   std::vector<PointResult> points;
+  // `stop` was set: the last point (if any) was cut short.
+  bool interrupted = false;
 };
 
 // Errors: a target that does not answer (UNAVAILABLE naming it), a workload
