@@ -151,11 +151,17 @@ class PhaseDriver {
       if (!cancelled_ && !live_.empty() && (Stopped() || (cancel_at_ && now >= *cancel_at_))) {
         // Calls the server has not ended within the grace period: end them,
         // so that a server that stopped answering cannot hold the phase.
+        // Unlocked: gRPC may run a cancelled call's OnDone on this thread,
+        // and OnCallDone takes the lock. live_ is the driver thread's.
         cancelled_ = true;
+        lock.unlock();
         for (StreamCall* call : live_) call->CancelAtPhaseEnd();
+        lock.lock();
         continue;
       }
-      if (!events_.empty() && events_.top().time <= now) {
+      // Once stopped, every event is due: none sends, and a turn waiting out
+      // its think time must not hold the phase.
+      if (!events_.empty() && (events_.top().time <= now || Stopped())) {
         const Event event = events_.top();
         events_.pop();
         lock.unlock();
