@@ -8,6 +8,7 @@
 #include <queue>
 #include <random>
 #include <set>
+#include <unordered_map>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -263,8 +264,9 @@ class PhaseDriver {
       conversation->messages.push_back(std::move(system));
     }
     pending_turns_ += static_cast<int64_t>(conversation->spec->turns.size());
-    conversations_.push_back(std::move(conversation));
-    return conversations_.back().get();
+    Conversation* started = conversation.get();
+    conversations_.emplace(k, std::move(conversation));
+    return started;
   }
 
   v1::GenerationOptions Options(const Conversation& conversation, const TurnSpec& turn) const {
@@ -398,8 +400,9 @@ class PhaseDriver {
   void EndConversation(Conversation* conversation, Clock::time_point next) {
     pending_turns_ -=
         static_cast<int64_t>(conversation->spec->turns.size()) - conversation->next_turn;
-    conversation->history_ids.clear();
-    conversation->messages.clear();
+    // Nothing refers to it any more (no call, no event): a long run holds
+    // only the conversations in play.
+    conversations_.erase(conversation->id);
     if (options_.load.mode == LoadSpec::Mode::kConcurrency && CanStart(next)) {
       Schedule({next, Event::Kind::kStartConversation});
     }
@@ -419,7 +422,7 @@ class PhaseDriver {
   int64_t pending_turns_ = 0;
   int refusals_in_a_row_ = 0;  // of conversations started, not sent and not given up
   int64_t next_conversation_ = 0;
-  std::deque<std::unique_ptr<Conversation>> conversations_;
+  std::unordered_map<int64_t, std::unique_ptr<Conversation>> conversations_;  // in play, by id
   std::vector<RequestRecord> records_;
   std::set<StreamCall*> live_;  // started, not yet seen to end
   std::optional<Clock::time_point> cancel_at_;
