@@ -3,7 +3,12 @@
 // JSON holding every figure and non-empty plots; a server with a tiny queue
 // gets RESOURCE_EXHAUSTED counted, not a crash; --target drives a running
 // server (given twice here, as two replicas); compare reads two results.
+// Against a server that never answers, or refuses everything: deadlines,
+// the end-of-duration cancellation, the back-off, Ctrl-C and the exit status
+// keep the bench from hanging or passing for a measurement.
+#include <atomic>
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -208,13 +213,16 @@ class SilentService final : public v1::Inference::Service {
   }
   grpc::Status Generate(grpc::ServerContext* context, const v1::GenerateRequest*,
                         grpc::ServerWriter<v1::GenerateResponse>*) override {
+    ++calls_;
     if (refuse_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "draining");
     while (!context->IsCancelled()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     return grpc::Status::CANCELLED;
   }
+  int calls() const { return calls_; }
 
  private:
   const bool refuse_;
+  std::atomic<int> calls_ = 0;
 };
 
 class SilentServer {
@@ -227,6 +235,7 @@ class SilentServer {
   }
   ~SilentServer() { server_->Shutdown(std::chrono::system_clock::now()); }
   std::string target() const { return absl::StrCat("127.0.0.1:", port_); }
+  int calls() const { return service_.calls(); }
 
  private:
   SilentService service_;
@@ -283,6 +292,29 @@ TEST(BenchCommandTest, AClosedLoopBacksOffATargetThatRefusesEverything) {
   EXPECT_GE(figures["requests_sent"].get<int64_t>(), 2);
   EXPECT_LT(figures["requests_sent"].get<int64_t>(), 60);
   EXPECT_EQ(figures["errors_by_code"]["UNAVAILABLE"], figures["requests_sent"]);
+}
+
+TEST(BenchCommandTest, CtrlCEndsThePointAndWritesWhatWasMeasured) {
+  SilentServer silent;
+  TempDir out;
+  muserve::testing::BackgroundProcess bench({MUSERVE_BINARY, "bench", "--target", silent.target(),
+                                             "--concurrency", "1,2", "--warmup-requests", "0",
+                                             "--input-len", "4", "--output-len", "4",
+                                             "--result-dir", out.path().string()});
+  ASSERT_TRUE(bench.started());
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (silent.calls() == 0 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_GT(silent.calls(), 0);
+  bench.Signal(SIGINT);
+  // The call held by the server is cancelled, not waited for (10 min).
+  EXPECT_EQ(bench.Wait(std::chrono::seconds(20)), 1);  // the point had no success
+  EXPECT_THAT(bench.StderrText(), HasSubstr("interrupted"));
+  const nlohmann::json result = muserve::testing::ReadJsonOrFail(out.path() / "bench.json");
+  EXPECT_EQ(result["interrupted"], true);
+  ASSERT_EQ(result["points"].size(), 1u);  // the sweep's second point never started
+  EXPECT_EQ(result["points"][0]["figures"]["cancelled"], 1);
 }
 
 class BenchTargetTest : public ServerTest {};
