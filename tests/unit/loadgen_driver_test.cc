@@ -123,10 +123,26 @@ TEST_F(DriverTest, OpenLoopArrivalsAreGammaWithTheRateAndBurstinessAsked) {
   }
 }
 
+// The most requests in flight at once, from their start and end times.
+int MaxInFlight(const PhaseResult& result) {
+  std::vector<std::pair<int64_t, int>> edges;
+  for (const RequestRecord& record : result.records) {
+    edges.emplace_back(record.start_ns, +1);
+    edges.emplace_back(record.end_ns, -1);  // sorts before a start at the same time
+  }
+  std::sort(edges.begin(), edges.end());
+  int in_flight = 0;
+  int most = 0;
+  for (const auto& [time, delta] : edges) {
+    in_flight += delta;
+    most = std::max(most, in_flight);
+  }
+  return most;
+}
+
 TEST_F(DriverTest, AnOpenLoopDoesNotWaitForReplies) {
-  // 50 arrivals at 1000/s take about 50 ms; replies take 20 ms each. Had
-  // each arrival waited for the previous reply, the schedule would span
-  // 50 x 20 ms.
+  // Arrivals about 1 ms apart, replies after 20 ms: requests overlap, which
+  // they never would if each arrival waited for the previous reply.
   PhaseOptions options;
   options.load.mode = LoadSpec::Mode::kRequestRate;
   options.load.value = 1000;
@@ -135,11 +151,7 @@ TEST_F(DriverTest, AnOpenLoopDoesNotWaitForReplies) {
   const PhaseResult result = Run(Conversations(1), options);
   ASSERT_EQ(result.records.size(), 50u);
   ExpectNothingEarlyAndAllSucceeded(result);
-  int64_t last_scheduled = 0;
-  for (const RequestRecord& record : result.records) {
-    last_scheduled = std::max(last_scheduled, record.scheduled_ns);
-  }
-  EXPECT_LT(last_scheduled, 50 * 20 * kMs / 2);
+  EXPECT_GE(MaxInFlight(result), 2);
 }
 
 TEST_F(DriverTest, AClosedLoopKeepsItsConversationsInFlightAndThinksBetweenTurns) {
@@ -151,18 +163,7 @@ TEST_F(DriverTest, AClosedLoopKeepsItsConversationsInFlightAndThinksBetweenTurns
   const PhaseResult result = Run(Conversations(3), options);
   ASSERT_EQ(result.records.size(), 18u);
   ExpectNothingEarlyAndAllSucceeded(result);
-  // Never more than 3 requests in flight at once.
-  std::vector<std::pair<int64_t, int>> edges;
-  for (const RequestRecord& record : result.records) {
-    edges.emplace_back(record.start_ns, +1);
-    edges.emplace_back(record.end_ns, -1);
-  }
-  std::sort(edges.begin(), edges.end());
-  int in_flight = 0;
-  for (const auto& [time, delta] : edges) {
-    in_flight += delta;
-    EXPECT_LE(in_flight, 3);
-  }
+  EXPECT_LE(MaxInFlight(result), 3);
   // Each later turn starts at least the think time after its predecessor ended.
   for (const RequestRecord& later : result.records) {
     if (later.turn == 0) continue;
