@@ -2,22 +2,29 @@
 
 #include <fstream>
 #include <map>
+#include <optional>
+#include <set>
 #include <sstream>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 
 namespace muserve::loadgen {
 namespace {
 
 using nlohmann::json;
 
-// Every number under `value`, by its dotted path ("ttft_ms.p50",
-// "turns[1].cached_fraction"), in document order.
-void Flatten(const json& value, const std::string& path,
-             std::vector<std::pair<std::string, double>>& out) {
+// Every number (or null: a figure without samples) under `value`, by its
+// dotted path ("ttft_ms.p50", "turns[1].cached_fraction"), in document order.
+using Figure = std::pair<std::string, std::optional<double>>;
+
+void Flatten(const json& value, const std::string& path, std::vector<Figure>& out) {
   if (value.is_number()) {
     out.emplace_back(path, value.get<double>());
+  } else if (value.is_null()) {
+    out.emplace_back(path, std::nullopt);
   } else if (value.is_object()) {
     for (const auto& [key, item] : value.items()) {
       Flatten(item, path.empty() ? key : absl::StrCat(path, ".", key), out);
@@ -26,6 +33,14 @@ void Flatten(const json& value, const std::string& path,
     for (size_t i = 0; i < value.size(); ++i)
       Flatten(value[i], absl::StrCat(path, "[", i, "]"), out);
   }
+}
+
+// A load point's identity: its mode and value, so that sweeps of different
+// lengths or orders still line up.
+std::string PointKey(const json& point) {
+  const json load = point.value("load", json::object());
+  return absl::StrCat(load.value("mode", "?"), " ",
+                      load.contains("value") ? load["value"].dump() : "?");
 }
 
 absl::Status CheckResult(const json& result, const char* side) {
@@ -54,6 +69,41 @@ std::string Ratio(double a, double b) {
   return absl::StrFormat("%.3f", b / a);
 }
 
+// Figures of one point side by side: every figure of either side, A's order
+// first. An error code one side never saw counts 0 there; any other figure
+// one side lacks is "(absent)", a figure without samples "null".
+std::string CompareFigures(const json& a, const json& b) {
+  std::vector<Figure> fa, fb;
+  Flatten(a, "", fa);
+  Flatten(b, "", fb);
+  std::map<std::string, std::optional<double>> va(fa.begin(), fa.end());
+  std::map<std::string, std::optional<double>> vb(fb.begin(), fb.end());
+  std::vector<std::string> keys;
+  for (const auto& [key, value] : fa) keys.push_back(key);
+  for (const auto& [key, value] : fb) {
+    if (!va.contains(key)) keys.push_back(key);
+  }
+  std::string out = absl::StrFormat("  %-36s %14s %14s %9s\n", "figure", "A", "B", "B/A");
+  for (const std::string& key : keys) {
+    const bool error_count = key.starts_with("errors_by_code.");
+    const auto side = [&](const std::map<std::string, std::optional<double>>& values)
+        -> std::pair<std::string, std::optional<double>> {
+      const auto found = values.find(key);
+      if (found == values.end()) {
+        if (error_count) return {"0", 0.0};
+        return {"(absent)", std::nullopt};
+      }
+      if (!found->second) return {"null", std::nullopt};
+      return {absl::StrFormat("%.4g", *found->second), found->second};
+    };
+    const auto [text_a, value_a] = side(va);
+    const auto [text_b, value_b] = side(vb);
+    const std::string ratio = value_a && value_b ? Ratio(*value_a, *value_b) : "-";
+    absl::StrAppendFormat(&out, "  %-36s %14s %14s %9s\n", key, text_a, text_b, ratio);
+  }
+  return out;
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> CompareResults(const json& a, const json& b) {
@@ -73,30 +123,40 @@ absl::StatusOr<std::string> CompareResults(const json& a, const json& b) {
                         sb.contains(key) ? sb[key].dump() : "(absent)", "\n");
       }
     }
+    for (const auto& [key, value] : sb.items()) {
+      if (!sa.contains(key)) {
+        absl::StrAppend(&differences, "  ", section, ".", key, ": (absent) vs ", value.dump(),
+                        "\n");
+      }
+    }
   }
   out += differences.empty() ? "same configuration\n"
                              : "configuration differences (A vs B):\n" + differences;
   const json& pa = a["points"];
   const json& pb = b["points"];
-  if (pa.size() != pb.size()) {
-    absl::StrAppendFormat(&out, "A has %d load points, B %d; comparing the first %d\n", pa.size(),
-                          pb.size(), std::min(pa.size(), pb.size()));
+  std::map<std::string, size_t> b_index;
+  for (size_t i = 0; i < pb.size(); ++i) b_index.emplace(PointKey(pb[i]), i);
+  std::vector<std::string> only_a, only_b;
+  std::set<size_t> matched_b;
+  for (size_t i = 0; i < pa.size(); ++i) {
+    const auto found = b_index.find(PointKey(pa[i]));
+    const std::string label = pa[i].value("load", json::object()).value("label", "?");
+    if (found == b_index.end() || matched_b.contains(found->second)) {
+      only_a.push_back(label);
+      continue;
+    }
+    matched_b.insert(found->second);
+    absl::StrAppendFormat(&out, "\n%s\n", label);
+    out += CompareFigures(pa[i].value("figures", json::object()),
+                          pb[found->second].value("figures", json::object()));
   }
-  for (size_t i = 0; i < std::min(pa.size(), pb.size()); ++i) {
-    absl::StrAppendFormat(&out, "\npoint %d: %s vs %s\n", i + 1, pa[i]["load"].value("label", "?"),
-                          pb[i]["load"].value("label", "?"));
-    absl::StrAppendFormat(&out, "  %-36s %14s %14s %9s\n", "figure", "A", "B", "B/A");
-    std::vector<std::pair<std::string, double>> fa, fb;
-    Flatten(pa[i].value("figures", json::object()), "", fa);
-    Flatten(pb[i].value("figures", json::object()), "", fb);
-    std::map<std::string, double> b_values(fb.begin(), fb.end());
-    for (const auto& [key, value_a] : fa) {
-      const auto found = b_values.find(key);
-      if (found == b_values.end()) continue;
-      absl::StrAppendFormat(&out, "  %-36s %14.4g %14.4g %9s\n", key, value_a, found->second,
-                            Ratio(value_a, found->second));
+  for (size_t i = 0; i < pb.size(); ++i) {
+    if (!matched_b.contains(i)) {
+      only_b.push_back(pb[i].value("load", json::object()).value("label", "?"));
     }
   }
+  if (!only_a.empty()) absl::StrAppend(&out, "\nonly in A: ", absl::StrJoin(only_a, ", "), "\n");
+  if (!only_b.empty()) absl::StrAppend(&out, "\nonly in B: ", absl::StrJoin(only_b, ", "), "\n");
   return out;
 }
 

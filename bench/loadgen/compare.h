@@ -1,6 +1,7 @@
 // `muserve bench compare A.json B.json`: the figures of two runs side by
-// side with their ratio B / A, load point by load point (matched by
-// position in the sweep), after the configuration keys that differ.
+// side with their ratio B / A, load point by load point (matched by mode
+// and value; points of one side only are listed), after the configuration
+// keys that differ.
 #pragma once
 
 #include <filesystem>

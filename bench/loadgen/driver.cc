@@ -7,6 +7,8 @@
 #include <mutex>
 #include <queue>
 #include <random>
+#include <set>
+#include <unordered_map>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -27,9 +29,12 @@ struct Conversation {
   std::vector<v1::ChatMessage> messages;  // kChat
 };
 
+class StreamCall;
+
 // What a finished call hands back to the driver.
 struct Completion {
   Conversation* conversation = nullptr;
+  StreamCall* call = nullptr;  // ended; the driver deletes it
   RequestRecord record;
   std::vector<int32_t> reply_ids;
   std::string reply_text;
@@ -37,8 +42,9 @@ struct Completion {
 
 class PhaseDriver;
 
-// One streaming call. Deletes itself when the call ends, after handing its
-// Completion to the driver (gRPC calls OnDone last, exactly once).
+// One streaming call. When it ends (gRPC calls OnDone last, exactly once) it
+// hands its Completion to the driver, whose thread deletes it: so the driver
+// thread may cancel any call it has not yet seen end.
 class StreamCall : public grpc::ClientReadReactor<v1::GenerateResponse> {
  public:
   StreamCall(PhaseDriver* driver, Clock::time_point base, Completion completion)
@@ -80,6 +86,12 @@ class StreamCall : public grpc::ClientReadReactor<v1::GenerateResponse> {
 
   void OnDone(const grpc::Status& status) override;
 
+  // Driver thread, before the driver has seen the call end.
+  void CancelAtPhaseEnd() {
+    completion_cancelled_ = true;
+    context_.TryCancel();
+  }
+
  private:
   int64_t Ns(Clock::time_point t) const {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(t - base_).count();
@@ -90,6 +102,7 @@ class StreamCall : public grpc::ClientReadReactor<v1::GenerateResponse> {
   grpc::ClientContext context_;
   v1::GenerateResponse response_;
   Completion completion_;
+  std::atomic<bool> completion_cancelled_ = false;
 };
 
 // Events on the driver's timeline.
@@ -113,7 +126,10 @@ class PhaseDriver {
 
   PhaseResult Run() {
     start_ = Clock::now();
-    if (options_.max_duration) deadline_ = start_ + *options_.max_duration;
+    if (options_.max_duration) {
+      deadline_ = start_ + *options_.max_duration;
+      cancel_at_ = *deadline_ + std::min<Clock::duration>(*options_.max_duration, kMaxGrace);
+    }
     std::unique_lock lock(mutex_);
     if (options_.load.mode == LoadSpec::Mode::kConcurrency) {
       const auto slots = static_cast<int64_t>(options_.load.value);
@@ -132,7 +148,21 @@ class PhaseDriver {
         lock.lock();
       }
       const Clock::time_point now = Clock::now();
-      if (!events_.empty() && events_.top().time <= now) {
+      if (Stopped() && !deadline_) deadline_ = now;  // sends nothing more
+      if (!cancelled_ && !live_.empty() && (Stopped() || (cancel_at_ && now >= *cancel_at_))) {
+        // Calls the server has not ended within the grace period: end them,
+        // so that a server that stopped answering cannot hold the phase.
+        // Unlocked: gRPC may run a cancelled call's OnDone on this thread,
+        // and OnCallDone takes the lock. live_ is the driver thread's.
+        cancelled_ = true;
+        lock.unlock();
+        for (StreamCall* call : live_) call->CancelAtPhaseEnd();
+        lock.lock();
+        continue;
+      }
+      // Once stopped, every event is due: none sends, and a turn waiting out
+      // its think time must not hold the phase.
+      if (!events_.empty() && (events_.top().time <= now || Stopped())) {
         const Event event = events_.top();
         events_.pop();
         lock.unlock();
@@ -140,12 +170,17 @@ class PhaseDriver {
         lock.lock();
         continue;
       }
-      if (in_flight_ == 0 && events_.empty()) break;
+      if (live_.empty() && events_.empty()) break;
       const auto woken = [this] { return !done_.empty(); };
-      if (events_.empty()) {
+      Clock::time_point wake = Clock::time_point::max();
+      if (!events_.empty()) wake = events_.top().time;
+      if (cancel_at_ && !cancelled_) wake = std::min(wake, *cancel_at_);
+      // A stop request comes from a signal handler, which cannot notify.
+      if (options_.stop != nullptr) wake = std::min(wake, now + kStopPoll);
+      if (wake == Clock::time_point::max()) {
         cv_.wait(lock, woken);
       } else {
-        cv_.wait_until(lock, events_.top().time, woken);
+        cv_.wait_until(lock, wake, woken);
       }
     }
     PhaseResult result;
@@ -163,10 +198,20 @@ class PhaseDriver {
   }
 
  private:
-  bool CanSend(Clock::time_point now) const {
-    return sent_ < options_.max_requests && (!deadline_ || now < *deadline_);
-  }
+  // The longest wait, after a duration bound, for the calls in flight.
+  static constexpr Clock::duration kMaxGrace = std::chrono::seconds(30);
+  static constexpr Clock::duration kStopPoll = std::chrono::milliseconds(50);
+
+  bool Stopped() const { return options_.stop != nullptr && options_.stop->load(); }
   bool BeforeDeadline(Clock::time_point t) const { return !deadline_ || t < *deadline_; }
+  // The request budget counts whole conversations: one starts only while the
+  // requests sent plus the turns still to come of those started are under
+  // max_requests, and a started conversation plays all its turns (until the
+  // deadline). So later turns are never crowded out by new conversations.
+  bool CanStart(Clock::time_point now) const {
+    return sent_ + pending_turns_ < options_.max_requests && CanContinue(now);
+  }
+  bool CanContinue(Clock::time_point now) const { return BeforeDeadline(now) && !Stopped(); }
 
   void Schedule(Event event) {
     std::lock_guard lock(mutex_);
@@ -177,19 +222,19 @@ class PhaseDriver {
   void Handle(const Event& event, Clock::time_point now) {
     switch (event.kind) {
       case Event::Kind::kStartConversation:
-        if (CanSend(now)) Send(NewConversation());
+        if (CanStart(now)) Send(NewConversation(), event.time);
         break;
       case Event::Kind::kArrival:
-        if (!CanSend(now)) break;
-        Send(NewConversation());
+        if (!CanStart(now)) break;
+        Send(NewConversation(), event.time);
         if (const Clock::time_point next = NextArrival(event.time);
-            sent_ < options_.max_requests && BeforeDeadline(next)) {
+            CanStart(now) && BeforeDeadline(next)) {
           Schedule({next, Event::Kind::kArrival});
         }
         break;
       case Event::Kind::kSendTurn:
-        if (CanSend(now)) {
-          Send(event.conversation);
+        if (CanContinue(now)) {
+          Send(event.conversation, event.time);
         } else {
           EndConversation(event.conversation, now);
         }
@@ -218,8 +263,10 @@ class PhaseDriver {
       system.set_content(*conversation->spec->system);
       conversation->messages.push_back(std::move(system));
     }
-    conversations_.push_back(std::move(conversation));
-    return conversations_.back().get();
+    pending_turns_ += static_cast<int64_t>(conversation->spec->turns.size());
+    Conversation* started = conversation.get();
+    conversations_.emplace(k, std::move(conversation));
+    return started;
   }
 
   v1::GenerationOptions Options(const Conversation& conversation, const TurnSpec& turn) const {
@@ -231,24 +278,24 @@ class PhaseDriver {
     return options;
   }
 
-  // Starts the conversation's next turn.
-  void Send(Conversation* conversation) {
+  // Starts the conversation's next turn, which was due at `scheduled`.
+  void Send(Conversation* conversation, Clock::time_point scheduled) {
     const TurnSpec& turn = conversation->spec->turns[conversation->next_turn];
     Completion completion;
     completion.conversation = conversation;
     completion.record.conversation = conversation->id;
     completion.record.turn = conversation->next_turn;
     completion.record.target = conversation->target;
+    completion.record.scheduled_ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(scheduled - start_).count();
     auto* call = new StreamCall(this, start_, std::move(completion));
     if (options_.timeout) {
       call->context().set_deadline(std::chrono::system_clock::now() + *options_.timeout);
     }
     v1::Inference::Stub* stub = stubs_[conversation->target];
     ++sent_;
-    {
-      std::lock_guard lock(mutex_);
-      ++in_flight_;
-    }
+    --pending_turns_;
+    live_.insert(call);
     if (progress_ != nullptr) ++progress_->sent;
     switch (conversation->spec->api) {
       case ApiKind::kGenerateTokens: {
@@ -294,20 +341,32 @@ class PhaseDriver {
     last_end_ = std::max(last_end_, start_ + std::chrono::nanoseconds(record.end_ns));
     if (progress_ != nullptr) ++(record.succeeded() ? progress_->succeeded : progress_->failed);
     const bool ok = record.succeeded();
+    const bool refused = record.status_code == grpc::StatusCode::UNAVAILABLE;
     if (ok) AppendReply(*conversation, completion);
     records_.push_back(std::move(completion.record));
-    {
-      std::lock_guard lock(mutex_);
-      --in_flight_;
-    }
+    live_.erase(completion.call);
+    delete completion.call;
     ++conversation->next_turn;
     const bool more =
         ok && conversation->next_turn < static_cast<int32_t>(conversation->spec->turns.size());
+    // A target refusing calls (UNAVAILABLE: down, draining) fails them at
+    // once; a closed loop would spin. Its next conversation waits, longer
+    // after each refusal in a row (10 ms doubling, at most 1 s).
+    if (refused) {
+      refusals_in_a_row_ = std::min(refusals_in_a_row_ + 1, 8);
+    } else if (ok) {
+      refusals_in_a_row_ = 0;
+    }
+    const Clock::duration backoff =
+        refusals_in_a_row_ == 0
+            ? Clock::duration::zero()
+            : std::min<Clock::duration>(std::chrono::milliseconds(10 << (refusals_in_a_row_ - 1)),
+                                        std::chrono::seconds(1));
     const Clock::time_point next = now + options_.think_time;
-    if (more && CanSend(now) && BeforeDeadline(next)) {
+    if (more && CanContinue(now) && BeforeDeadline(next)) {
       Schedule({next, Event::Kind::kSendTurn, conversation});
     } else {
-      EndConversation(conversation, now);
+      EndConversation(conversation, now + backoff);
     }
   }
 
@@ -336,12 +395,16 @@ class PhaseDriver {
     }
   }
 
-  // A closed loop's place goes to a new conversation.
-  void EndConversation(Conversation* conversation, Clock::time_point now) {
-    conversation->history_ids.clear();
-    conversation->messages.clear();
-    if (options_.load.mode == LoadSpec::Mode::kConcurrency && CanSend(now)) {
-      Schedule({now, Event::Kind::kStartConversation});
+  // Its turns not sent leave the budget; a closed loop's place goes to a new
+  // conversation at `next`.
+  void EndConversation(Conversation* conversation, Clock::time_point next) {
+    pending_turns_ -=
+        static_cast<int64_t>(conversation->spec->turns.size()) - conversation->next_turn;
+    // Nothing refers to it any more (no call, no event): a long run holds
+    // only the conversations in play.
+    conversations_.erase(conversation->id);
+    if (options_.load.mode == LoadSpec::Mode::kConcurrency && CanStart(next)) {
+      Schedule({next, Event::Kind::kStartConversation});
     }
   }
 
@@ -356,16 +419,20 @@ class PhaseDriver {
 
   // Driver thread only.
   int64_t sent_ = 0;
+  int64_t pending_turns_ = 0;
+  int refusals_in_a_row_ = 0;  // of conversations started, not sent and not given up
   int64_t next_conversation_ = 0;
-  std::deque<std::unique_ptr<Conversation>> conversations_;
+  std::unordered_map<int64_t, std::unique_ptr<Conversation>> conversations_;  // in play, by id
   std::vector<RequestRecord> records_;
+  std::set<StreamCall*> live_;  // started, not yet seen to end
+  std::optional<Clock::time_point> cancel_at_;
+  bool cancelled_ = false;
 
   std::mutex mutex_;
   std::condition_variable cv_;
   // Guarded by mutex_.
   std::priority_queue<Event, std::vector<Event>, std::greater<Event>> events_;
   std::deque<std::unique_ptr<Completion>> done_;
-  int64_t in_flight_ = 0;
 };
 
 void StreamCall::OnDone(const grpc::Status& status) {
@@ -373,8 +440,10 @@ void StreamCall::OnDone(const grpc::Status& status) {
   completion_.record.end_ns = Ns(now);
   completion_.record.status_code = static_cast<int>(status.error_code());
   completion_.record.error_message = status.error_message();
+  completion_.record.cancelled = completion_cancelled_ && !completion_.record.succeeded();
+  completion_.call = this;
+  // The last use of `this`: the driver may delete it from here on.
   driver_->OnCallDone(std::make_unique<Completion>(std::move(completion_)));
-  delete this;
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // Runs one phase of load against the targets: open loop (arrivals at a
 // request rate, Poisson or burstier) or closed loop (a fixed number of
 // conversations in flight), until a number of requests have been sent or a
-// duration has passed, then waits for the calls in flight to end.
+// duration has passed, then waits for the calls in flight to end (cancelling
+// them after a grace period when a duration bound was reached).
 //
 // Threads: Run() owns one driver thread (the caller's) that decides what to
 // send and when; the calls are gRPC callback-API streams, whose reactors
@@ -40,10 +41,20 @@ struct LoadSpec {
 
 struct PhaseOptions {
   LoadSpec load;
-  int64_t max_requests = 1;                              // >= 1
+  // >= 1. Counted in whole conversations: none starts once the requests
+  // sent plus the turns still to come of those started reach it, and those
+  // started play all their turns (until max_duration), so a phase may send
+  // up to (turns - 1) more.
+  int64_t max_requests = 1;
   std::optional<std::chrono::nanoseconds> max_duration;  // no request starts after it
   std::chrono::milliseconds think_time{0};               // between turns of a conversation
   std::optional<std::chrono::milliseconds> timeout;      // deadline of each request
+  // Once max_duration has passed, calls still in flight get a grace period
+  // as long as max_duration (at most 30 s), then are cancelled and recorded
+  // as cancelled, so that a server that stopped answering cannot hold the
+  // phase. `stop` (may be null; set from any thread, even a signal handler)
+  // ends the phase early the same way, with no grace.
+  const std::atomic<bool>* stop = nullptr;
   uint64_t seed = 0;
   // Prefix-cache salt of conversation instance k is salt_prefix + k: turns of
   // one conversation share cached prefixes, different instances never do

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <limits>
 #include <string>
 
 namespace muserve::loadgen {
@@ -37,9 +38,16 @@ ProgressBar::~ProgressBar() {
 
 void ProgressBar::Draw() {
   const int64_t done = progress_->succeeded + progress_->failed;
-  const int filled = static_cast<int>(std::min<int64_t>(kWidth, done * kWidth / total_));
   const double elapsed_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  if (total_ == std::numeric_limits<int64_t>::max()) {  // bounded by time only
+    std::fprintf(stderr, "\r\033[K%s %lld done, %lld sent, %lld failed, %.1f s", label_.c_str(),
+                 static_cast<long long>(done), static_cast<long long>(progress_->sent.load()),
+                 static_cast<long long>(progress_->failed.load()), elapsed_s);
+    std::fflush(stderr);
+    return;
+  }
+  const int filled = static_cast<int>(std::min<int64_t>(kWidth, done * kWidth / total_));
   std::fprintf(stderr, "\r\033[K%s [%s%s] %lld/%lld done, %lld sent, %lld failed, %.1f s",
                label_.c_str(), std::string(filled, '#').c_str(),
                std::string(kWidth - filled, '.').c_str(), static_cast<long long>(done),

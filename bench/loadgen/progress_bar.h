@@ -17,7 +17,7 @@ namespace muserve::loadgen {
 class ProgressBar {
  public:
   // `progress` is not owned and outlives the bar. `total` is the phase's
-  // request bound.
+  // request bound (int64 max: none).
   ProgressBar(std::string label, int64_t total, const PhaseProgress* progress);
   ~ProgressBar();  // stops drawing and clears the line
   ProgressBar(const ProgressBar&) = delete;

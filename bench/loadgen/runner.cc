@@ -1,6 +1,7 @@
 #include "bench/loadgen/runner.h"
 
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <random>
 
@@ -17,6 +18,13 @@ namespace muserve::loadgen {
 namespace {
 
 constexpr auto kConnectTimeout = std::chrono::seconds(10);
+// Keepalive pings find a peer that went away without closing the connection
+// (a dead host, a partition): unanswered within the timeout, the calls on the
+// connection fail UNAVAILABLE. The interval is just over gRPC servers'
+// default minimum between pings on a connection without data (5 min), so a
+// server that is slow to send its first token never takes them as abuse.
+constexpr int kKeepaliveTimeMs = 310'000;
+constexpr int kKeepaliveTimeoutMs = 20'000;
 
 struct Target {
   std::shared_ptr<grpc::Channel> channel;
@@ -26,7 +34,15 @@ struct Target {
 
 absl::StatusOr<Target> Connect(const std::string& address) {
   Target target;
-  target.channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, kKeepaliveTimeMs);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, kKeepaliveTimeoutMs);
+  args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);  // keep pinging a silent server
+  // A name resolving to several replicas gets calls spread over all of them
+  // (gRPC's default, pick_first, would use one). No retry policy, unlike
+  // muserve's own clients: every refusal is counted as it happened.
+  args.SetServiceConfigJSON(R"({"loadBalancingConfig": [{"round_robin": {}}]})");
+  target.channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
   if (!target.channel->WaitForConnected(std::chrono::system_clock::now() + kConnectTimeout)) {
     return absl::UnavailableError(absl::StrCat("cannot connect to --target ", address, " within ",
                                                kConnectTimeout.count(),
@@ -39,7 +55,9 @@ absl::StatusOr<Target> Connect(const std::string& address) {
 
 absl::StatusOr<Workload> MakeWorkload(const BenchConfig& config, const v1::ModelInfo& info,
                                       client::InferenceClient& client) {
-  const int64_t needed = std::max(config.num_requests, config.warmup_requests);
+  const int64_t needed = std::min(
+      std::max(config.num_requests.value_or(kMaxConversationsUpFront), config.warmup_requests),
+      kMaxConversationsUpFront * config.turns);
   if (config.dataset) {
     DatasetOptions options;
     options.path = *config.dataset;
@@ -112,7 +130,12 @@ absl::Status BenchConfig::Validate() const {
   if (!(burstiness > 0) || std::isinf(burstiness)) {
     return absl::InvalidArgumentError(absl::StrCat("--burstiness must be > 0, got ", burstiness));
   }
-  if (num_requests < 1) return absl::InvalidArgumentError("--num-requests must be >= 1");
+  if (num_requests && *num_requests < 1) {
+    return absl::InvalidArgumentError("--num-requests must be >= 1");
+  }
+  if (!num_requests && !duration) {
+    return absl::InvalidArgumentError("--num-requests: needed without --duration");
+  }
   if (duration && duration->count() <= 0) {
     return absl::InvalidArgumentError("--duration must be positive");
   }
@@ -129,7 +152,9 @@ absl::Status BenchConfig::Validate() const {
   return absl::OkStatus();
 }
 
-absl::StatusOr<BenchResult> RunBench(const BenchConfig& config) {
+absl::StatusOr<BenchResult> RunBench(const BenchConfig& config,
+                                     const std::function<void(const BenchResult&)>& on_point,
+                                     const std::atomic<bool>* stop) {
   if (absl::Status valid = config.Validate(); !valid.ok()) return valid;
   BenchResult result;
   result.config = config;
@@ -160,6 +185,7 @@ absl::StatusOr<BenchResult> RunBench(const BenchConfig& config) {
   options.think_time = config.think_time;
   options.timeout = config.timeout;
   options.seed = config.seed;
+  options.stop = stop;
   if (config.warmup_requests > 0) {
     options.load = Load(config, config.load_values[0]);
     options.max_requests = config.warmup_requests;
@@ -167,15 +193,19 @@ absl::StatusOr<BenchResult> RunBench(const BenchConfig& config) {
     RunWithProgress(stubs, *workload, options, "warm-up", config.progress_bar);
   }
   for (size_t i = 0; i < config.load_values.size(); ++i) {
+    if (stop != nullptr && stop->load()) break;
     options.load = Load(config, config.load_values[i]);
-    options.max_requests = config.num_requests;
+    options.max_requests = config.num_requests.value_or(std::numeric_limits<int64_t>::max());
     options.max_duration = config.duration;
     options.salt_prefix = absl::StrCat("bench-", nonce, "-", i, "-");
     const PhaseResult phase =
         RunWithProgress(stubs, *workload, options, options.load.Label(), config.progress_bar);
     result.points.push_back(
         {options.load, ComputeFigures(phase.records, phase.duration_s, config.slo)});
+    result.interrupted = stop != nullptr && stop->load();
+    if (on_point) on_point(result);
   }
+  result.interrupted = stop != nullptr && stop->load();
   return result;
 }
 

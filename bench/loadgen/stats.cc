@@ -41,7 +41,7 @@ RunFigures ComputeFigures(const std::vector<RequestRecord>& records, double dura
                           const Slo& slo) {
   RunFigures figures;
   figures.duration_s = duration_s;
-  std::vector<double> ttft, itl, tpot, e2e;
+  std::vector<double> ttft, itl, tpot, e2e, send_lag;
   struct TurnAccumulator {
     std::vector<double> ttft;
     int64_t succeeded = 0;
@@ -49,17 +49,29 @@ RunFigures ComputeFigures(const std::vector<RequestRecord>& records, double dura
     int64_t cached = 0;
   };
   std::map<int32_t, TurnAccumulator> turns;
+  std::map<int32_t, std::pair<TargetFigures, std::vector<double>>> targets;  // with TTFTs
   for (const RequestRecord& record : records) {
     ++figures.requests_sent;
+    send_lag.push_back(static_cast<double>(record.start_ns - record.scheduled_ns) / 1e6);
+    auto& [target, target_ttft] = targets[record.target];
+    target.target = record.target;
+    ++target.requests_sent;
+    if (record.cancelled) {
+      ++figures.cancelled;
+      continue;
+    }
     if (!record.succeeded()) {
       ++figures.failed;
+      ++target.failed;
       const auto code = record.status_code == 0 ? absl::StatusCode::kInternal
                                                 : static_cast<absl::StatusCode>(record.status_code);
       ++figures.errors_by_code[absl::StatusCodeToString(code)];
       continue;
     }
     ++figures.succeeded;
+    ++target.succeeded;
     const RequestLatencies latencies = Measure(record);
+    if (latencies.ttft_ms) target_ttft.push_back(*latencies.ttft_ms);
     figures.output_tokens += latencies.output_tokens;
     figures.prompt_tokens += record.prompt_tokens;
     figures.cached_prompt_tokens += record.cached_prompt_tokens;
@@ -83,6 +95,11 @@ RunFigures ComputeFigures(const std::vector<RequestRecord>& records, double dura
   figures.itl_ms = Summarize(std::move(itl));
   figures.tpot_ms = Summarize(std::move(tpot));
   figures.e2e_ms = Summarize(std::move(e2e));
+  figures.send_lag_ms = Summarize(std::move(send_lag));
+  for (auto& [index, target] : targets) {
+    target.first.ttft_ms = Summarize(std::move(target.second));
+    figures.by_target.push_back(target.first);
+  }
   for (auto& [index, turn] : turns) {
     TurnFigures out;
     out.turn = index;

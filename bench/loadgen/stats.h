@@ -50,10 +50,20 @@ struct TurnFigures {
   double cached_fraction = 0;
 };
 
-struct RunFigures {
-  int64_t requests_sent = 0;  // = succeeded + failed
+// Requests one target (replica) got, when load spreads over several.
+struct TargetFigures {
+  int32_t target = 0;  // index into the run's targets
+  int64_t requests_sent = 0;
   int64_t succeeded = 0;
-  int64_t failed = 0;
+  int64_t failed = 0;  // cancelled ones are neither
+  Summary ttft_ms;
+};
+
+struct RunFigures {
+  int64_t requests_sent = 0;  // = succeeded + failed + cancelled
+  int64_t succeeded = 0;
+  int64_t failed = 0;     // ended by the server (or the deadline) with an error
+  int64_t cancelled = 0;  // still in flight when the phase ended (RequestRecord::cancelled)
   std::map<std::string, int64_t> errors_by_code;  // "RESOURCE_EXHAUSTED" -> count
   double duration_s = 0;
   int64_t prompt_tokens = 0;  // of succeeded requests, as the server counted them
@@ -67,7 +77,10 @@ struct RunFigures {
   Summary itl_ms;
   Summary tpot_ms;
   Summary e2e_ms;
-  std::vector<TurnFigures> turns;  // one per turn index that occurred
+  // start - scheduled of every request sent (RequestRecord::scheduled_ns).
+  Summary send_lag_ms;
+  std::vector<TurnFigures> turns;        // one per turn index that occurred
+  std::vector<TargetFigures> by_target;  // one per target index that occurred
 };
 
 // Latencies come from succeeded requests only; failed ones are counted by

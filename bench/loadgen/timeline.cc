@@ -21,7 +21,8 @@ RequestLatencies Measure(const RequestRecord& record) {
     out.itl_ms.insert(out.itl_ms.end(), chunk.num_tokens, gap_ms);
   }
   if (out.ttft_ms && out.output_tokens >= 2) {
-    out.tpot_ms = (out.e2e_ms - *out.ttft_ms) / static_cast<double>(out.output_tokens - 1);
+    const int64_t decode_ns = record.chunks.back().time_ns - record.chunks.front().time_ns;
+    out.tpot_ms = Ms(decode_ns) / static_cast<double>(out.output_tokens - 1);
   }
   return out;
 }

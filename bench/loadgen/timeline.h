@@ -26,15 +26,24 @@ struct ChunkArrival {
 };
 
 struct RequestRecord {
-  int64_t conversation = 0;          // conversation instance, unique within the phase
-  int32_t turn = 0;                  // 0-based
-  int32_t target = 0;                // index into the run's targets
+  int64_t conversation = 0;  // conversation instance, unique within the phase
+  int32_t turn = 0;          // 0-based
+  int32_t target = 0;        // index into the run's targets
+  // When the driver meant to send it: an open loop's drawn arrival time, or
+  // a reply's arrival plus the think time (a closed loop's new conversation:
+  // when its place came free, or after a back-off). start_ns - scheduled_ns
+  // is the send lag: time the client, not the server, added (a driver
+  // falling behind its schedule understates an open loop's latencies).
+  int64_t scheduled_ns = 0;
   int64_t start_ns = 0;              // just before the call started
   int64_t end_ns = 0;                // when the call ended (its status arrived)
   std::vector<ChunkArrival> chunks;  // in arrival order
   int status_code = 0;               // grpc::StatusCode (0 = OK)
   std::string error_message;
   bool finished = false;  // the stream's Finished event arrived
+  // Cancelled by the bench at the end of the phase (see PhaseOptions) before
+  // it succeeded: neither a success nor a server error.
+  bool cancelled = false;
   int32_t prompt_tokens = 0;
   int32_t completion_tokens = 0;
   int32_t cached_prompt_tokens = 0;
@@ -46,7 +55,10 @@ struct RequestRecord {
 struct RequestLatencies {
   std::optional<double> ttft_ms;  // none without any token
   std::vector<double> itl_ms;     // see the header comment
-  std::optional<double> tpot_ms;  // (e2e - TTFT) / (output tokens - 1), with >= 2 tokens
+  // (last token's arrival - first token's) / (output tokens - 1), with >= 2
+  // tokens: the status and Finished event after the last token do not count
+  // (as vLLM's benchmark measures it).
+  std::optional<double> tpot_ms;
   double e2e_ms = 0;
   int64_t output_tokens = 0;  // token ids received
 };

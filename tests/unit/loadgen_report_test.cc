@@ -4,6 +4,7 @@
 
 #include "bench/loadgen/compare.h"
 #include "bench/loadgen/report.h"
+#include "bench/loadgen/stats.h"
 #include "bench/loadgen/svg_plot.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -84,15 +85,81 @@ TEST(ResultJsonTest, HoldsTheConfigurationAndEveryFigure) {
   EXPECT_EQ(json["points"][1]["load"]["label"], "concurrency 4");
 }
 
+TEST(ResultJsonTest, AFigureWithoutSamplesIsNullNotZero) {
+  BenchResult result = TwoPointResult(1);
+  result.points[1].figures.succeeded = 0;
+  result.points[1].figures.ttft_ms = Summary{};
+  const nlohmann::json json = ResultJson(result);
+  const nlohmann::json& ttft = json["points"][1]["figures"]["ttft_ms"];
+  EXPECT_EQ(ttft["count"], 0);
+  for (const char* stat : {"mean", "p50", "p90", "p99", "max"}) {
+    EXPECT_TRUE(ttft[stat].is_null()) << stat;
+  }
+  EXPECT_EQ(json["points"][0]["figures"]["ttft_ms"]["p50"], 4);
+  // In the sweep table: "-", not 0.00.
+  const std::string table = FormatReport(result);
+  EXPECT_THAT(table, testing::ContainsRegex("concurrency 4 +[0-9.]+ +[0-9.]+ +- +- +- +-"));
+  EXPECT_THAT(table, testing::ContainsRegex("concurrency 1 +[0-9.]+ +[0-9.]+ +4.00 +9.00"));
+}
+
+TEST(ResultJsonTest, SeveralTargetsGetFiguresEach) {
+  std::vector<RequestRecord> records(3);
+  for (int i = 0; i < 3; ++i) {
+    records[i].target = i % 2;
+    records[i].finished = true;
+    records[i].start_ns = 0;
+    records[i].chunks = {{(i + 1) * 1'000'000, 1}};
+    records[i].end_ns = (i + 1) * 1'000'000;
+  }
+  records[2].status_code = 14;  // UNAVAILABLE
+  BenchResult result = TwoPointResult(1);
+  result.config.targets = {"a:1", "b:2"};
+  result.points[0].figures = ComputeFigures(records, 1.0, Slo{});
+  const nlohmann::json json = ResultJson(result);
+  const nlohmann::json& by_target = json["points"][0]["figures"]["by_target"];
+  ASSERT_EQ(by_target.size(), 2u);
+  EXPECT_EQ(by_target[0]["target"], "a:1");
+  EXPECT_EQ(by_target[0]["requests_sent"], 2);
+  EXPECT_EQ(by_target[0]["failed"], 1);
+  EXPECT_EQ(by_target[0]["ttft_ms"]["p50"], 1);
+  EXPECT_EQ(by_target[1]["target"], "b:2");
+  EXPECT_EQ(by_target[1]["succeeded"], 1);
+  EXPECT_EQ(by_target[1]["ttft_ms"]["p99"], 2);
+  EXPECT_THAT(FormatReport(result), testing::ContainsRegex("a:1 +2 +1 +1 +1.00 +1.00"));
+  // One target: nothing per target.
+  result.config.targets = {"a:1"};
+  EXPECT_FALSE(ResultJson(result)["points"][0]["figures"].contains("by_target"));
+}
+
 TEST(CompareTest, PrintsRatiosOfBToAPointByPoint) {
   BenchResult b = TwoPointResult(2);
   b.config.num_requests = 50;
   auto text = CompareResults(ResultJson(TwoPointResult(1)), ResultJson(b));
   ASSERT_TRUE(text.ok()) << text.status();
   EXPECT_THAT(*text, HasSubstr("config.num_requests: 100 vs 50"));
-  EXPECT_THAT(*text, HasSubstr("point 2: concurrency 4 vs concurrency 4"));
+  EXPECT_THAT(*text, HasSubstr("\nconcurrency 4\n"));
   EXPECT_THAT(*text, testing::ContainsRegex("request_throughput +4 +8 +2.000"));
   EXPECT_THAT(*text, testing::ContainsRegex("ttft_ms.p90 +8 +8 +1.000"));
+}
+
+TEST(CompareTest, MatchesPointsByLoadAndShowsOneSidedFigures) {
+  BenchResult a = TwoPointResult(1);  // concurrency 1 and 4
+  BenchResult b = TwoPointResult(2);
+  b.points[0].load.value = 16;  // B: concurrency 16 and 4
+  b.points[1].figures.errors_by_code["UNAVAILABLE"] = 2;
+  nlohmann::json ja = ResultJson(a);
+  ja["points"][1]["figures"].erase("goodput");
+  ja["config"].erase("seed");
+  auto text = CompareResults(ja, ResultJson(b));
+  ASSERT_TRUE(text.ok()) << text.status();
+  // Concurrency 4 is A's second point and B's second: compared; 1 and 16 are not.
+  EXPECT_THAT(*text, HasSubstr("\nconcurrency 4\n"));
+  EXPECT_THAT(*text, testing::ContainsRegex("request_throughput +4 +8 +2.000"));
+  EXPECT_THAT(*text, HasSubstr("only in A: concurrency 1"));
+  EXPECT_THAT(*text, HasSubstr("only in B: concurrency 16"));
+  EXPECT_THAT(*text, testing::ContainsRegex("errors_by_code.UNAVAILABLE +0 +2 "));
+  EXPECT_THAT(*text, testing::ContainsRegex("goodput +\\(absent\\) +null +-"));
+  EXPECT_THAT(*text, HasSubstr("config.seed: (absent) vs 0"));
 }
 
 TEST(CompareTest, AFileThatIsNotAResultIsRefused) {

@@ -51,7 +51,7 @@ TEST(SummarizeTest, SortsAndReportsMeanPercentilesAndMax) {
   EXPECT_EQ(Summarize({}).count, 0);
 }
 
-TEST(MeasureTest, TokenByTokenStreamGivesGapsAsItlAndTpotFromEndToEnd) {
+TEST(MeasureTest, TokenByTokenStreamGivesGapsAsItlAndTpotUpToTheLastToken) {
   // Start 0; tokens at 100, 130, 170, 200 ms; the call ends at 210 ms.
   const RequestLatencies l = Measure(Request(0, {{100, 1}, {130, 1}, {170, 1}, {200, 1}}, 210));
   ASSERT_TRUE(l.ttft_ms.has_value());
@@ -60,17 +60,18 @@ TEST(MeasureTest, TokenByTokenStreamGivesGapsAsItlAndTpotFromEndToEnd) {
   EXPECT_EQ(l.output_tokens, 4);
   EXPECT_DOUBLE_EQ(l.e2e_ms, 210);
   ASSERT_TRUE(l.tpot_ms.has_value());
-  EXPECT_DOUBLE_EQ(*l.tpot_ms, (210.0 - 100.0) / 3);
+  // From the first token to the last (200 ms), not to the call's end (210 ms).
+  EXPECT_DOUBLE_EQ(*l.tpot_ms, (200.0 - 100.0) / 3);
 }
 
 TEST(MeasureTest, AChunkOfSeveralTokensSpreadsItsGapOverThem) {
   // First chunk: 3 tokens at 50 ms (no ITL samples for its extra tokens);
   // then 2 tokens 40 ms later (two samples of 20), 1 token 10 ms later.
-  const RequestLatencies l = Measure(Request(10, {{50, 3}, {90, 2}, {100, 1}}, 100));
+  const RequestLatencies l = Measure(Request(10, {{50, 3}, {90, 2}, {100, 1}}, 120));
   EXPECT_DOUBLE_EQ(*l.ttft_ms, 40);
   EXPECT_EQ(l.itl_ms, (std::vector<double>{20, 20, 10}));
   EXPECT_EQ(l.output_tokens, 6);
-  EXPECT_DOUBLE_EQ(*l.tpot_ms, (90.0 - 40.0) / 5);
+  EXPECT_DOUBLE_EQ(*l.tpot_ms, (100.0 - 50.0) / 5);
 }
 
 TEST(MeasureTest, OneTokenHasNoTpotAndNoTokenHasNoTtft) {
@@ -81,6 +82,24 @@ TEST(MeasureTest, OneTokenHasNoTpotAndNoTokenHasNoTtft) {
   const RequestLatencies none = Measure(Request(0, {}, 25));
   EXPECT_FALSE(none.ttft_ms.has_value());
   EXPECT_EQ(none.output_tokens, 0);
+}
+
+TEST(ComputeFiguresTest, SendLagIsStartMinusScheduleForEveryRequestSent) {
+  std::vector<RequestRecord> records;
+  for (int lag_ms : {0, 2, 10}) {
+    RequestRecord record = Request(100, {{150, 1}}, 150);
+    record.scheduled_ns = (100 - lag_ms) * kMs;
+    records.push_back(record);
+  }
+  RequestRecord failed;
+  failed.status_code = 14;  // UNAVAILABLE: sent late all the same
+  failed.scheduled_ns = 0;
+  failed.start_ns = 4 * kMs;
+  records.push_back(failed);
+  const RunFigures f = ComputeFigures(records, 1.0, Slo{});
+  EXPECT_EQ(f.send_lag_ms.count, 4);
+  EXPECT_DOUBLE_EQ(f.send_lag_ms.max, 10);
+  EXPECT_DOUBLE_EQ(f.send_lag_ms.p50, 3);  // 0, 2, 4, 10
 }
 
 TEST(ComputeFiguresTest, GoodputCountsSucceededRequestsMeetingEveryObjective) {
