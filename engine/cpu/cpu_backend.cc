@@ -298,11 +298,15 @@ absl::Status CpuBackend::Impl::Forward(const StepBatch& batch, std::span<float> 
 }
 
 bool CpuBackend::Impl::GrowLogits(int64_t R) {
+  // Both sizes are checked, not only the local one: a growth that failed
+  // half way leaves the buffers of different capacities, and LmHead writes
+  // R rows into each.
   const auto floats = static_cast<size_t>(R * local_.vocab_size);
-  if (local_logits_.size() >= floats) return true;
+  const size_t gathered_floats = floats * static_cast<size_t>(layout_.size);
+  if (local_logits_.size() >= floats && gathered_logits_.size() >= gathered_floats) return true;
   try {
-    local_logits_.resize(floats);
-    gathered_logits_.resize(floats * layout_.size);
+    if (gathered_logits_.size() < gathered_floats) gathered_logits_.resize(gathered_floats);
+    if (local_logits_.size() < floats) local_logits_.resize(floats);
   } catch (const std::bad_alloc&) {
     return false;
   } catch (const std::length_error&) {
