@@ -7,9 +7,11 @@
 //  - every rank of the group makes the same sequence of calls with the same
 //    sizes (a collective blocks until all ranks have entered it);
 //  - results are deterministic: the same inputs give the same bits on every
-//    run of a given group, whatever the ranks' arrival order. The in-process
-//    AllReduceSum adds in rank order (rank 0 + rank 1 + ...); NCCL's order is
-//    fixed by its algorithm and topology (see NcclCommunicator);
+//    run of a given group, whatever the ranks' arrival order. The order of
+//    AllReduceSum's additions is fixed per implementation, not across them:
+//    the in-process one adds in rank order (rank 0 + rank 1 + ...); NCCL's
+//    order is fixed by its algorithm, protocol and topology (pin them: see
+//    NcclCommunicator) and is not rank order;
 //  - one rank's communicator is used by one thread at a time.
 #pragma once
 
