@@ -81,6 +81,9 @@ class TimedCommunicator final : public Communicator {
   absl::Status AllGather(std::span<const float> in, std::span<float> out) override {
     return Timed(all_gather_, [&] { return inner_->AllGather(in, out); });
   }
+  absl::Status Gather(std::span<const float> in, std::span<float> out, int32_t root) override {
+    return Timed(all_gather_, [&] { return inner_->Gather(in, out, root); });
+  }
   absl::Status Broadcast(std::span<float> buffer, int32_t root) override {
     return Timed(other_, [&] { return inner_->Broadcast(buffer, root); });
   }

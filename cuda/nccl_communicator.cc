@@ -107,6 +107,28 @@ absl::Status NcclCommunicator::AllGather(std::span<const float> in, std::span<fl
   return Wait();
 }
 
+absl::Status NcclCommunicator::Gather(std::span<const float> in, std::span<float> out,
+                                      int32_t root) {
+  if (root < 0 || root >= size_)
+    return absl::InvalidArgumentError(
+        absl::StrCat("gather: root ", root, " is not a rank of a group of ", size_));
+  if (rank_ == root && out.size() != in.size() * static_cast<size_t>(size_))
+    return absl::InvalidArgumentError(absl::StrCat("gather: the root's output holds ", out.size(),
+                                                   " elements, expected ", size_, " x ",
+                                                   in.size()));
+  if (absl::Status s = UseDevice(); !s.ok()) return s;
+  // NCCL has no gather: point-to-point sends to the root, in one group.
+  MUSERVE_GPU_RETURN_IF_ERROR(ncclGroupStart());
+  ncclResult_t result = ncclSend(in.data(), in.size(), ncclFloat, root, comm_, stream_);
+  if (rank_ == root)
+    for (int32_t r = 0; r < size_ && result == ncclSuccess; ++r)
+      result = ncclRecv(out.data() + in.size() * r, in.size(), ncclFloat, r, comm_, stream_);
+  const ncclResult_t end = ncclGroupEnd();
+  MUSERVE_GPU_RETURN_IF_ERROR(result);
+  MUSERVE_GPU_RETURN_IF_ERROR(end);
+  return Wait();
+}
+
 absl::Status NcclCommunicator::Broadcast(std::span<float> buffer, int32_t root) {
   if (root < 0 || root >= size_)
     return absl::InvalidArgumentError(

@@ -57,6 +57,7 @@ class NcclCommunicator final : public Communicator {
   // Spans point into this rank's device memory.
   absl::Status AllReduceSum(std::span<float> buffer) override;
   absl::Status AllGather(std::span<const float> in, std::span<float> out) override;
+  absl::Status Gather(std::span<const float> in, std::span<float> out, int32_t root) override;
   absl::Status Broadcast(std::span<float> buffer, int32_t root) override;
 
  private:

@@ -29,10 +29,14 @@ class Communicator {
   virtual int32_t rank() const = 0;
   virtual int32_t size() const = 0;
 
-  // buffer[i] = sum over ranks r (in rank order) of rank r's buffer[i].
+  // buffer[i] = sum over ranks r of rank r's buffer[i], added in the
+  // implementation's fixed order (see above).
   virtual absl::Status AllReduceSum(std::span<float> buffer) = 0;
   // out = [rank 0's in, rank 1's in, ...]; out.size() == size() * in.size().
   virtual absl::Status AllGather(std::span<const float> in, std::span<float> out) = 0;
+  // On root: out = [rank 0's in, rank 1's in, ...], out.size() == size() *
+  // in.size(). The other ranks' `out` is not used (pass an empty span).
+  virtual absl::Status Gather(std::span<const float> in, std::span<float> out, int32_t root) = 0;
   // Every rank's buffer becomes root's buffer.
   virtual absl::Status Broadcast(std::span<float> buffer, int32_t root) = 0;
 };

@@ -134,6 +134,31 @@ absl::Status InProcessCommunicator::AllGather(std::span<const float> in, std::sp
   return agreement;
 }
 
+absl::Status InProcessCommunicator::Gather(std::span<const float> in, std::span<float> out,
+                                           int32_t root) {
+  const int32_t n = size();
+  std::string error;
+  if (root < 0 || root >= n)
+    error = absl::StrCat("gather: root ", root, " is not a rank of a group of ", n);
+  else if (rank_ == root && out.size() != in.size() * static_cast<size_t>(n))
+    error = absl::StrCat("gather: the root's output holds ", out.size(), " elements, expected ", n,
+                         " x ", in.size());
+  if (n == 1) {
+    if (!error.empty()) return absl::InvalidArgumentError(absl::StrCat("rank 0: ", error));
+    std::copy(in.begin(), in.end(), out.begin());
+    return absl::OkStatus();
+  }
+  group_->slot(rank_) = {nullptr, in.data(), in.size(), root, std::move(error)};
+  group_->Wait();  // A: every input is published
+  absl::Status agreement = group_->CheckAgreement("gather");
+  if (agreement.ok() && rank_ == root) {
+    for (int32_t r = 0; r < n; ++r)
+      std::copy_n(group_->slot(r).input, in.size(), out.data() + in.size() * r);
+  }
+  group_->Wait();  // B: the root no longer reads the inputs
+  return agreement;
+}
+
 absl::Status InProcessCommunicator::Broadcast(std::span<float> buffer, int32_t root) {
   const int32_t n = size();
   std::string error;

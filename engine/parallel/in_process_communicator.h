@@ -38,6 +38,7 @@ class InProcessCommunicator final : public Communicator {
   // (so that no rank blocks), with no buffer touched.
   absl::Status AllReduceSum(std::span<float> buffer) override;
   absl::Status AllGather(std::span<const float> in, std::span<float> out) override;
+  absl::Status Gather(std::span<const float> in, std::span<float> out, int32_t root) override;
   absl::Status Broadcast(std::span<float> buffer, int32_t root) override;
 
  private:

@@ -128,6 +128,30 @@ TEST(InProcessCommunicatorTest, AWrongOutputSizeOnOneRankFailsAllGatherOnEveryRa
   EXPECT_TRUE(finished) << "a rank is still blocked in AllGather";
 }
 
+TEST(InProcessCommunicatorTest, GatherConcatenatesInRankOrderOnTheRootOnly) {
+  RunGroup(3, [](int32_t rank, Communicator& comm) {
+    const std::vector<float> in = {static_cast<float>(rank), static_cast<float>(rank * 10)};
+    std::vector<float> out(rank == 1 ? 6 : 0, -1.0f);
+    ASSERT_TRUE(comm.Gather(in, out, 1).ok());
+    if (rank == 1) {
+      EXPECT_EQ(out, (std::vector<float>{0, 0, 1, 10, 2, 20}));
+    }
+  });
+}
+
+TEST(InProcessCommunicatorTest, AWrongOutputSizeOnTheRootFailsGatherOnEveryRank) {
+  const bool finished =
+      RunGroupWithin(2, std::chrono::seconds(20), [](int32_t rank, Communicator& comm) {
+        const std::vector<float> in(3, static_cast<float>(rank));
+        std::vector<float> out(rank == 0 ? 5 : 0, -1.0f);
+        const absl::Status status = comm.Gather(in, out, 0);
+        EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+        EXPECT_NE(status.message().find("rank 0"), std::string::npos) << status;
+        EXPECT_EQ(out, std::vector<float>(out.size(), -1.0f));  // untouched
+      });
+  EXPECT_TRUE(finished) << "a rank is still blocked in Gather";
+}
+
 TEST(InProcessCommunicatorTest, BroadcastCopiesTheRootsBuffer) {
   RunGroup(4, [](int32_t rank, Communicator& comm) {
     std::vector<float> buffer(5, static_cast<float>(rank));
