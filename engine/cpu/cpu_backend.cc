@@ -209,10 +209,11 @@ class CpuBackend::Impl {
   Buffer cos_, sin_;
   std::vector<int32_t> token_sequence_;  // [max_num_batched_tokens]
   std::vector<int64_t> rows_;            // sampled rows; capacity max_num_batched_tokens
-  // Ranks only: [R, local vocab] logits of this rank, and every rank's,
-  // [ranks, R, local vocab]. Grown to the most sampled rows seen so far (as
-  // the caller's logits are), not reserved for max_num_batched_tokens rows:
-  // that many rows of a large vocabulary would be gigabytes.
+  // Ranks only: [R, local vocab] logits of this rank, and (rank 0 only,
+  // which alone returns logits) every rank's, [ranks, R, local vocab]. Grown
+  // to the most sampled rows seen so far (as the caller's logits are), not
+  // reserved for max_num_batched_tokens rows: that many rows of a large
+  // vocabulary would be gigabytes.
   std::vector<float> local_logits_, gathered_logits_;
 };
 
@@ -298,11 +299,15 @@ absl::Status CpuBackend::Impl::Forward(const StepBatch& batch, std::span<float> 
 }
 
 bool CpuBackend::Impl::GrowLogits(int64_t R) {
+  // Both sizes are checked, not only the local one: a growth that failed
+  // half way leaves the buffers of different capacities, and LmHead writes
+  // R rows into each.
   const auto floats = static_cast<size_t>(R * local_.vocab_size);
-  if (local_logits_.size() >= floats) return true;
+  const size_t gathered_floats = layout_.rank == 0 ? floats * static_cast<size_t>(layout_.size) : 0;
+  if (local_logits_.size() >= floats && gathered_logits_.size() >= gathered_floats) return true;
   try {
-    local_logits_.resize(floats);
-    gathered_logits_.resize(floats * layout_.size);
+    if (gathered_logits_.size() < gathered_floats) gathered_logits_.resize(gathered_floats);
+    if (local_logits_.size() < floats) local_logits_.resize(floats);
   } catch (const std::bad_alloc&) {
     return false;
   } catch (const std::length_error&) {
@@ -321,8 +326,11 @@ absl::Status CpuBackend::Impl::LmHead(int64_t R, std::span<float> logits) {
   const int32_t ranks = layout_.size;
   cpu::MatMul(pool_, kernels_, scratch_, normed_.data(), R, lm_head_, local_logits_.data());
   const auto local = std::span<const float>(local_logits_.data(), R * local_vocab);
-  if (absl::Status s = communicator_->AllGather(
-          local, std::span<float>(gathered_logits_.data(), R * local_vocab * ranks));
+  // Only rank 0's logits are used (TensorParallelBackend returns them), so
+  // the slices are gathered there alone.
+  if (layout_.rank != 0) return communicator_->Gather(local, {}, /*root=*/0);
+  if (absl::Status s = communicator_->Gather(
+          local, std::span<float>(gathered_logits_.data(), R * local_vocab * ranks), /*root=*/0);
       !s.ok())
     return s;
   // [rank, row, local vocab] -> [row, rank * local vocab + j].

@@ -61,7 +61,10 @@ class CpuBackend final : public Backend {
   // options.num_threads threads. `model` (whose mapping the group's ranks
   // share) and `communicator` must outlive the backend. Every rank of the
   // group must be given the same batches, each rank's Forward on its own
-  // thread; each writes the full logits. InvalidArgument when the model does
+  // thread. Rank 0 writes the full logits (the vocabulary slices are
+  // gathered to it); the other ranks check the size of `logits` as rank 0
+  // does, so that they accept or reject a batch alike, but never read or
+  // write its elements (they may be given rank 0's own buffer). InvalidArgument when the model does
   // not split over the group's size (the message names the size at fault).
   static absl::StatusOr<std::unique_ptr<CpuBackend>> CreateRank(const LoadedModel& model,
                                                                 Communicator& communicator,

@@ -1,6 +1,7 @@
 #include "engine/parallel/in_process_communicator.h"
 
 #include <algorithm>
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -16,6 +17,10 @@ struct Published {
   const float* input = nullptr;  // AllGather's input
   size_t count = 0;
   int32_t root = 0;
+  // Non-empty when this rank's own arguments are invalid. The rank still
+  // passes every barrier of the collective, so the others see the error and
+  // return it too instead of waiting for it forever.
+  std::string error;
 };
 
 class InProcessGroup {
@@ -29,6 +34,10 @@ class InProcessGroup {
   // Whether every rank published the same count (and root); read between
   // barriers, so every rank reaches the same answer.
   absl::Status CheckAgreement(const char* op) {
+    for (int32_t r = 0; r < size_; ++r) {
+      if (!slots_[r].error.empty())
+        return absl::InvalidArgumentError(absl::StrCat("rank ", r, ": ", slots_[r].error));
+    }
     for (int32_t r = 1; r < size_; ++r) {
       if (slots_[r].count != slots_[0].count)
         return absl::InvalidArgumentError(absl::StrCat(
@@ -68,7 +77,7 @@ int32_t InProcessCommunicator::size() const { return group_->size(); }
 absl::Status InProcessCommunicator::AllReduceSum(std::span<float> buffer) {
   const int32_t n = size();
   if (n == 1) return absl::OkStatus();
-  group_->slot(rank_) = {buffer.data(), nullptr, buffer.size(), 0};
+  group_->slot(rank_) = {buffer.data(), nullptr, buffer.size(), 0, {}};
   group_->Wait();  // A: every buffer is published
   absl::Status agreement = group_->CheckAgreement("all-reduce");
   if (agreement.ok()) {
@@ -105,14 +114,16 @@ absl::Status InProcessCommunicator::AllReduceSum(std::span<float> buffer) {
 
 absl::Status InProcessCommunicator::AllGather(std::span<const float> in, std::span<float> out) {
   const int32_t n = size();
+  std::string error;
   if (out.size() != in.size() * static_cast<size_t>(n))
-    return absl::InvalidArgumentError(absl::StrCat("all-gather: output holds ", out.size(),
-                                                   " elements, expected ", n, " x ", in.size()));
+    error = absl::StrCat("all-gather: output holds ", out.size(), " elements, expected ", n, " x ",
+                         in.size());
   if (n == 1) {
+    if (!error.empty()) return absl::InvalidArgumentError(absl::StrCat("rank 0: ", error));
     std::copy(in.begin(), in.end(), out.begin());
     return absl::OkStatus();
   }
-  group_->slot(rank_) = {nullptr, in.data(), in.size(), 0};
+  group_->slot(rank_) = {nullptr, in.data(), in.size(), 0, std::move(error)};
   group_->Wait();  // A: every input is published
   absl::Status agreement = group_->CheckAgreement("all-gather");
   if (agreement.ok()) {
@@ -123,13 +134,41 @@ absl::Status InProcessCommunicator::AllGather(std::span<const float> in, std::sp
   return agreement;
 }
 
+absl::Status InProcessCommunicator::Gather(std::span<const float> in, std::span<float> out,
+                                           int32_t root) {
+  const int32_t n = size();
+  std::string error;
+  if (root < 0 || root >= n)
+    error = absl::StrCat("gather: root ", root, " is not a rank of a group of ", n);
+  else if (rank_ == root && out.size() != in.size() * static_cast<size_t>(n))
+    error = absl::StrCat("gather: the root's output holds ", out.size(), " elements, expected ", n,
+                         " x ", in.size());
+  if (n == 1) {
+    if (!error.empty()) return absl::InvalidArgumentError(absl::StrCat("rank 0: ", error));
+    std::copy(in.begin(), in.end(), out.begin());
+    return absl::OkStatus();
+  }
+  group_->slot(rank_) = {nullptr, in.data(), in.size(), root, std::move(error)};
+  group_->Wait();  // A: every input is published
+  absl::Status agreement = group_->CheckAgreement("gather");
+  if (agreement.ok() && rank_ == root) {
+    for (int32_t r = 0; r < n; ++r)
+      std::copy_n(group_->slot(r).input, in.size(), out.data() + in.size() * r);
+  }
+  group_->Wait();  // B: the root no longer reads the inputs
+  return agreement;
+}
+
 absl::Status InProcessCommunicator::Broadcast(std::span<float> buffer, int32_t root) {
   const int32_t n = size();
+  std::string error;
   if (root < 0 || root >= n)
-    return absl::InvalidArgumentError(
-        absl::StrCat("broadcast: root ", root, " is not a rank of a group of ", n));
-  if (n == 1) return absl::OkStatus();
-  group_->slot(rank_) = {buffer.data(), nullptr, buffer.size(), root};
+    error = absl::StrCat("broadcast: root ", root, " is not a rank of a group of ", n);
+  if (n == 1) {
+    if (!error.empty()) return absl::InvalidArgumentError(absl::StrCat("rank 0: ", error));
+    return absl::OkStatus();
+  }
+  group_->slot(rank_) = {buffer.data(), nullptr, buffer.size(), root, std::move(error)};
   group_->Wait();  // A: every buffer is published
   absl::Status agreement = group_->CheckAgreement("broadcast");
   if (agreement.ok() && rank_ != root)

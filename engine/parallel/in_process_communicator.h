@@ -32,10 +32,13 @@ class InProcessCommunicator final : public Communicator {
   int32_t rank() const override { return rank_; }
   int32_t size() const override;
 
-  // Sizes are checked: a rank whose size differs from rank 0's gets
-  // InvalidArgument after the collective's barriers (so that no rank blocks).
+  // Arguments are checked: a bad argument on one rank (a wrong output size, a
+  // root outside the group, a size differing from rank 0's) makes every rank
+  // return InvalidArgument naming that rank, after the collective's barriers
+  // (so that no rank blocks), with no buffer touched.
   absl::Status AllReduceSum(std::span<float> buffer) override;
   absl::Status AllGather(std::span<const float> in, std::span<float> out) override;
+  absl::Status Gather(std::span<const float> in, std::span<float> out, int32_t root) override;
   absl::Status Broadcast(std::span<float> buffer, int32_t root) override;
 
  private:

@@ -1,6 +1,5 @@
 #include "engine/parallel/tensor_parallel_backend.h"
 
-#include <new>
 #include <system_error>
 #include <utility>
 
@@ -46,7 +45,6 @@ TensorParallelBackend::TensorParallelBackend(
       statuses_(ranks_.size()) {}
 
 void TensorParallelBackend::Start() {
-  rank_logits_.resize(ranks_.size() - 1);
   // A thread that fails to start leaves the ones started; the destructor
   // stops and joins them.
   for (int32_t r = 1; r < size(); ++r) threads_.emplace_back([this, r] { RankLoop(r); });
@@ -65,17 +63,17 @@ void TensorParallelBackend::RankLoop(int32_t rank) {
   uint64_t seen = 0;
   while (true) {
     const StepBatch* batch;
-    size_t logits_floats;
+    std::span<float> logits;
     {
       std::unique_lock<std::mutex> lock(mutex_);
       work_ready_.wait(lock, [&] { return stop_ || generation_ != seen; });
       if (stop_) return;
       seen = generation_;
       batch = batch_;
-      logits_floats = logits_floats_;
+      logits = logits_;
     }
-    absl::Status status = ranks_[rank]->Forward(
-        *batch, std::span<float>(rank_logits_[rank - 1].data(), logits_floats));
+    // Rank 0's buffer: this rank only checks its size (see the header).
+    absl::Status status = ranks_[rank]->Forward(*batch, logits);
     {
       std::lock_guard<std::mutex> lock(mutex_);
       statuses_[rank] = std::move(status);
@@ -85,25 +83,10 @@ void TensorParallelBackend::RankLoop(int32_t rank) {
 }
 
 absl::Status TensorParallelBackend::Forward(const StepBatch& batch, std::span<float> logits) {
-  // Ranks 1..N-1 get buffers of logits.size() floats, so that every rank
-  // accepts or rejects the batch alike. A size no valid step can have is
-  // rejected before allocating for it.
-  const size_t most_floats =
-      static_cast<size_t>(max_num_batched_tokens()) * static_cast<size_t>(config().vocab_size);
-  if (logits.size() > most_floats)
-    return absl::InvalidArgumentError(absl::StrCat("logits buffer of ", logits.size(),
-                                                   " floats is larger than any step's (at most ",
-                                                   most_floats, ")"));
-  try {
-    for (std::vector<float>& rank_logits : rank_logits_)
-      if (rank_logits.size() < logits.size()) rank_logits.resize(logits.size());
-  } catch (const std::bad_alloc&) {
-    return absl::ResourceExhaustedError("out of memory for the tensor-parallel ranks' logits");
-  }
   {
     std::lock_guard<std::mutex> lock(mutex_);
     batch_ = &batch;
-    logits_floats_ = logits.size();
+    logits_ = logits;
     pending_ = size() - 1;
     ++generation_;
   }

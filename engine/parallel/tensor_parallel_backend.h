@@ -3,10 +3,13 @@
 // see engine/model/shard.h), driven by one thread per rank.
 //
 // Forward hands the same StepBatch to every rank: rank 0 runs on the caller's
-// thread, ranks 1..N-1 on threads of their own, and the ranks meet in their
-// collectives. Every rank computes the full logits (the vocabulary slices are
-// all-gathered); rank 0's are the ones returned, and the caller samples them
-// once (one sampler state per request, exactly as with one rank).
+// thread (the engine loop's, in the server), ranks 1..N-1 on threads of their
+// own, and the ranks meet in their collectives. Only rank 0 computes the full
+// logits (the vocabulary slices are gathered to it) and writes them into the
+// caller's buffer; the caller samples them once (one sampler state per
+// request, exactly as with one rank). Ranks 1..N-1 are handed the same
+// buffer, only to check its size: a rank other than 0 must never touch the
+// elements of its `logits` (CpuBackend ranks do not).
 //
 // Invariants: the ranks share config(), kv_cache() and
 // max_num_batched_tokens(), so a batch that one rank rejects (before any
@@ -37,8 +40,8 @@ class TensorParallelBackend final : public Backend {
   // ranks[r] is rank r (at least two ranks). `communicators` and `model` are
   // what the ranks reference (their collectives, the mapped checkpoint); they
   // are destroyed after the ranks. InvalidArgument if the ranks disagree on
-  // config, KV geometry or step size; ResourceExhausted if a thread or a
-  // logits buffer cannot be had.
+  // config, KV geometry or step size; ResourceExhausted if a thread cannot
+  // be had.
   static absl::StatusOr<std::unique_ptr<TensorParallelBackend>> Create(
       std::vector<std::unique_ptr<Backend>> ranks,
       std::vector<std::unique_ptr<Communicator>> communicators, std::optional<LoadedModel> model);
@@ -65,9 +68,6 @@ class TensorParallelBackend final : public Backend {
   std::optional<LoadedModel> model_;
   std::vector<std::unique_ptr<Communicator>> communicators_;
   std::vector<std::unique_ptr<Backend>> ranks_;
-  // Logits of ranks 1..N-1 (index r - 1), which rank 0's equal; grown (by
-  // Forward, while the ranks are idle) to the most sampled rows seen so far.
-  std::vector<std::vector<float>> rank_logits_;
   std::vector<std::thread> threads_;  // ranks 1..N-1
 
   std::mutex mutex_;
@@ -76,7 +76,7 @@ class TensorParallelBackend final : public Backend {
   // The current step, set by Forward before bumping generation_ and left
   // unchanged until pending_ is back to zero.
   const StepBatch* batch_ ABSL_GUARDED_BY(mutex_) = nullptr;
-  size_t logits_floats_ ABSL_GUARDED_BY(mutex_) = 0;
+  std::span<float> logits_ ABSL_GUARDED_BY(mutex_);
   uint64_t generation_ ABSL_GUARDED_BY(mutex_) = 0;
   int32_t pending_ ABSL_GUARDED_BY(mutex_) = 0;
   bool stop_ ABSL_GUARDED_BY(mutex_) = false;

@@ -1,7 +1,7 @@
 // `muserve serve` as a process: the demo model is created when no --model is
 // given, SIGTERM drains (health NOT_SERVING at once, new requests
 // UNAVAILABLE, the stream in flight completes, exit 0), and a second signal
-// exits at once.
+// exits at once; --tensor-parallel-size 2 serves the model over two ranks.
 #include <csignal>
 #include <cstdlib>
 #include <string>
@@ -116,6 +116,23 @@ TEST_F(ServeCommandTest, WithoutModelServesTheDemoModelCreatedOnce) {
   process_->Signal(SIGINT);
   EXPECT_EQ(process_->Wait(std::chrono::seconds(20)), 0);
   unsetenv("MUSERVE_CACHE_DIR");
+}
+
+TEST_F(ServeCommandTest, TensorParallelSizeTwoServesTheModelOverTwoRanks) {
+  ASSERT_NO_FATAL_FAILURE(Launch(
+      {"--model", TinyModelDir().string(), "--tensor-parallel-size", "2", "--threads", "1"}));
+  {
+    grpc::ClientContext context;
+    v1::ModelInfo info;
+    ASSERT_TRUE(stub_->GetModelInfo(&context, v1::GetModelInfoRequest(), &info).ok());
+    EXPECT_EQ(info.tensor_parallel_size(), 2);
+  }
+  grpc::ClientContext context;
+  const Stream stream = Read(stub_->Generate(&context, Greedy("two ranks", 8)));
+  ASSERT_TRUE(stream.status.ok()) << stream.status.error_message();
+  ExpectRanToLength(stream, 8);
+  process_->Signal(SIGTERM);
+  EXPECT_EQ(process_->Wait(std::chrono::seconds(20)), 0) << process_->StderrText();
 }
 
 }  // namespace

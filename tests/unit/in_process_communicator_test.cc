@@ -3,9 +3,12 @@
 #include "engine/parallel/in_process_communicator.h"
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -20,6 +23,37 @@ void RunGroup(int32_t size, const std::function<void(int32_t, Communicator&)>& b
   std::vector<std::thread> threads;
   for (int32_t r = 0; r < size; ++r) threads.emplace_back([&, r] { body(r, *group[r]); });
   for (std::thread& t : threads) t.join();
+}
+
+// Like RunGroup, but gives up after `limit`: returns false if some rank is
+// still blocked then (its threads are left detached, so that a regression
+// fails the test instead of hanging the suite).
+bool RunGroupWithin(int32_t size, std::chrono::seconds limit,
+                    const std::function<void(int32_t, Communicator&)>& body) {
+  struct State {
+    std::vector<std::unique_ptr<InProcessCommunicator>> group;
+    std::function<void(int32_t, Communicator&)> body;
+    std::mutex mu;
+    std::condition_variable done_cv;
+    int32_t done = 0;
+  };
+  auto state = std::make_shared<State>();
+  state->group = MakeInProcessCommunicators(size);
+  state->body = body;
+  std::vector<std::thread> threads;
+  for (int32_t r = 0; r < size; ++r) {
+    threads.emplace_back([state, r] {
+      state->body(r, *state->group[r]);
+      std::lock_guard<std::mutex> lock(state->mu);
+      ++state->done;
+      state->done_cv.notify_all();
+    });
+  }
+  std::unique_lock<std::mutex> lock(state->mu);
+  const bool finished = state->done_cv.wait_for(lock, limit, [&] { return state->done == size; });
+  lock.unlock();
+  for (std::thread& t : threads) finished ? t.join() : t.detach();
+  return finished;
 }
 
 TEST(InProcessCommunicatorTest, RanksKnowTheirRankAndSize) {
@@ -69,10 +103,53 @@ TEST(InProcessCommunicatorTest, AllGatherConcatenatesInRankOrder) {
   });
 }
 
-TEST(InProcessCommunicatorTest, AllGatherRejectsAWrongOutputSize) {
-  std::vector<std::unique_ptr<InProcessCommunicator>> group = MakeInProcessCommunicators(2);
+TEST(InProcessCommunicatorTest, AOneRankGroupRejectsAWrongOutputSize) {
+  std::vector<std::unique_ptr<InProcessCommunicator>> group = MakeInProcessCommunicators(1);
   std::vector<float> in(3), out(5);
   EXPECT_EQ(group[0]->AllGather(in, out).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(InProcessCommunicatorTest, AWrongOutputSizeOnOneRankFailsAllGatherOnEveryRank) {
+  // Rank 1's output is too small: rank 0 must not wait for it forever, and
+  // both get the error naming rank 1.
+  const bool finished =
+      RunGroupWithin(2, std::chrono::seconds(20), [](int32_t rank, Communicator& comm) {
+        const std::vector<float> in(3, static_cast<float>(rank));
+        std::vector<float> out(rank == 1 ? 5 : 6, -1.0f);
+        const absl::Status status = comm.AllGather(in, out);
+        EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+        EXPECT_NE(status.message().find("rank 1"), std::string::npos) << status;
+        EXPECT_EQ(out, std::vector<float>(out.size(), -1.0f));  // untouched
+        // The group is still usable afterwards.
+        std::vector<float> good(6);
+        ASSERT_TRUE(comm.AllGather(in, good).ok());
+        EXPECT_EQ(good, (std::vector<float>{0, 0, 0, 1, 1, 1}));
+      });
+  EXPECT_TRUE(finished) << "a rank is still blocked in AllGather";
+}
+
+TEST(InProcessCommunicatorTest, GatherConcatenatesInRankOrderOnTheRootOnly) {
+  RunGroup(3, [](int32_t rank, Communicator& comm) {
+    const std::vector<float> in = {static_cast<float>(rank), static_cast<float>(rank * 10)};
+    std::vector<float> out(rank == 1 ? 6 : 0, -1.0f);
+    ASSERT_TRUE(comm.Gather(in, out, 1).ok());
+    if (rank == 1) {
+      EXPECT_EQ(out, (std::vector<float>{0, 0, 1, 10, 2, 20}));
+    }
+  });
+}
+
+TEST(InProcessCommunicatorTest, AWrongOutputSizeOnTheRootFailsGatherOnEveryRank) {
+  const bool finished =
+      RunGroupWithin(2, std::chrono::seconds(20), [](int32_t rank, Communicator& comm) {
+        const std::vector<float> in(3, static_cast<float>(rank));
+        std::vector<float> out(rank == 0 ? 5 : 0, -1.0f);
+        const absl::Status status = comm.Gather(in, out, 0);
+        EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+        EXPECT_NE(status.message().find("rank 0"), std::string::npos) << status;
+        EXPECT_EQ(out, std::vector<float>(out.size(), -1.0f));  // untouched
+      });
+  EXPECT_TRUE(finished) << "a rank is still blocked in Gather";
 }
 
 TEST(InProcessCommunicatorTest, BroadcastCopiesTheRootsBuffer) {
@@ -83,10 +160,24 @@ TEST(InProcessCommunicatorTest, BroadcastCopiesTheRootsBuffer) {
   });
 }
 
-TEST(InProcessCommunicatorTest, BroadcastRejectsARootOutsideTheGroup) {
-  std::vector<std::unique_ptr<InProcessCommunicator>> group = MakeInProcessCommunicators(2);
+TEST(InProcessCommunicatorTest, AOneRankGroupRejectsARootOutsideTheGroup) {
+  std::vector<std::unique_ptr<InProcessCommunicator>> group = MakeInProcessCommunicators(1);
   std::vector<float> buffer(1);
-  EXPECT_EQ(group[0]->Broadcast(buffer, 2).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(group[0]->Broadcast(buffer, 1).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(InProcessCommunicatorTest, ABadRootOnOneRankFailsBroadcastOnEveryRank) {
+  const bool finished =
+      RunGroupWithin(2, std::chrono::seconds(20), [](int32_t rank, Communicator& comm) {
+        std::vector<float> buffer(4, static_cast<float>(rank));
+        const absl::Status status = comm.Broadcast(buffer, rank == 0 ? 7 : 0);
+        EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+        EXPECT_NE(status.message().find("root 7"), std::string::npos) << status;
+        EXPECT_EQ(buffer, std::vector<float>(4, static_cast<float>(rank)));  // untouched
+        ASSERT_TRUE(comm.Broadcast(buffer, 0).ok());
+        EXPECT_EQ(buffer, std::vector<float>(4, 0.0f));
+      });
+  EXPECT_TRUE(finished) << "a rank is still blocked in Broadcast";
 }
 
 TEST(InProcessCommunicatorTest, MismatchedSizesFailOnEveryRankWithoutHanging) {
