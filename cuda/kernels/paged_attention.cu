@@ -54,6 +54,7 @@ template <class T, int D>
 __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(KernelParams<T> p) {
   static_assert(D % 32 == 0);
   constexpr int kDimsPerLane = D / 32;
+  constexpr int kVec = 16 / sizeof(T);
   __shared__ float q_s[kMaxTileRows][D];
   __shared__ float k_s[kKeyTile][D + 1];  // + 1: lanes read rows, no bank conflicts
   __shared__ float v_s[kKeyTile][D];
@@ -101,20 +102,25 @@ __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(KernelParams<T>
   const int32_t* block_table = p.block_tables + static_cast<int64_t>(seq) * p.max_blocks;
   for (int base = lo; base <= hi; base += kKeyTile) {
     __syncthreads();  // the previous tile is consumed (first pass: q_s is complete)
-    for (int e = threadIdx.x; e < kKeyTile * D; e += kThreads) {
-      const int j = e / D;
-      const int d = e % D;
+    // 16-byte loads: kVec elements of one key's row per thread.
+    for (int e = threadIdx.x; e < kKeyTile * D / kVec; e += kThreads) {
+      const int j = e / (D / kVec);
+      const int d0 = e % (D / kVec) * kVec;
       const int pos = base + j;
-      float kv_k = 0.0f, kv_v = 0.0f;
+      alignas(16) T k_raw[kVec];
+      alignas(16) T v_raw[kVec];
       if (pos <= hi) {
         const int64_t block = block_table[pos / p.block_size];
         const int64_t index =
-            ((block * p.num_kv_heads + kv_head) * p.block_size + pos % p.block_size) * D + d;
-        kv_k = ToFloat(p.k_cache[index]);
-        kv_v = ToFloat(p.v_cache[index]);
+            ((block * p.num_kv_heads + kv_head) * p.block_size + pos % p.block_size) * D + d0;
+        *reinterpret_cast<uint4*>(k_raw) = *reinterpret_cast<const uint4*>(p.k_cache + index);
+        *reinterpret_cast<uint4*>(v_raw) = *reinterpret_cast<const uint4*>(p.v_cache + index);
       }
-      k_s[j][d] = kv_k;
-      v_s[j][d] = kv_v;
+#pragma unroll
+      for (int i = 0; i < kVec; ++i) {
+        k_s[j][d0 + i] = pos <= hi ? ToFloat(k_raw[i]) : 0.0f;
+        v_s[j][d0 + i] = pos <= hi ? ToFloat(v_raw[i]) : 0.0f;
+      }
     }
     __syncthreads();
     const int key = base + lane;
@@ -240,6 +246,9 @@ absl::Status LaunchPagedAttention(const PagedAttentionArgs& args, const Attentio
   MUSERVE_KERNEL_ARG(args.num_tokens >= 0 && args.num_tokens * args.dims.num_heads <= INT32_MAX,
                      kName);
   MUSERVE_KERNEL_ARG(args.max_blocks_per_sequence > 0, kName);
+  // The caches are read 16 bytes at a time (cudaMalloc gives 256).
+  MUSERVE_KERNEL_ARG(reinterpret_cast<uintptr_t>(args.k_cache) % 16 == 0, kName);
+  MUSERVE_KERNEL_ARG(reinterpret_cast<uintptr_t>(args.v_cache) % 16 == 0, kName);
   MUSERVE_KERNEL_ARG(plan.tile_sequence.size() == plan.tile_query_begin.size(), kName);
   MUSERVE_KERNEL_ARG(
       plan.tokens_per_tile >= 1 && plan.tokens_per_tile * args.dims.group() <= kMaxTileRows, kName);

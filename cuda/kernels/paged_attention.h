@@ -74,9 +74,10 @@ absl::StatusOr<AttentionPlan> PlanPagedAttention(std::span<const int32_t> query_
 struct PagedAttentionArgs {
   DType dtype = DType::kBF16;  // q, caches and out
   AttentionDims dims;
+  // The caches: [num_blocks, num_kv_heads, block_size, head_dim], 16-byte aligned.
+  const void* k_cache = nullptr;
+  const void* v_cache = nullptr;
   const void* q = nullptr;                // [T, num_heads, head_dim]
-  const void* k_cache = nullptr;          // [num_blocks, num_kv_heads, block_size, head_dim]
-  const void* v_cache = nullptr;          // same
   void* out = nullptr;                    // [T, num_heads, head_dim]
   int64_t num_tokens = 0;                 // T
   const int32_t* query_start = nullptr;   // [S + 1] prefix sums of query_lens (device)
