@@ -67,28 +67,38 @@ class PagedAttentionRunner {
  public:
   explicit PagedAttentionRunner(const Case& c, uint32_t seed) : c_(c), rng_(seed) { Build(); }
 
-  // Runs the GPU kernel under `knobs` and compares with the CPU reference;
-  // returns the plan's number of splits.
-  int32_t RunAndCompare(const PlanKnobs& knobs) {
-    const AttentionDims dims{c_.group * c_.kv_heads, c_.kv_heads, c_.head_dim, c_.block_size,
-                             c_.sliding_window};
-    std::vector<int32_t> query_lens, context_lens, query_start = {0};
-    for (const Seq& s : c_.seqs) {
-      query_lens.push_back(s.query_len);
-      context_lens.push_back(s.context_len);
-      query_start.push_back(query_start.back() + s.query_len);
+  struct GpuRun {
+    std::vector<uint16_t> out;  // [tokens of the run's sequences, heads * head_dim]
+    int32_t num_splits = 0;
+  };
+
+  // Runs the GPU kernel under `knobs` over the sequences `seq_ids` (in that
+  // order) of the case, on the same caches and queries.
+  GpuRun RunGpu(const PlanKnobs& knobs, const std::vector<size_t>& seq_ids) {
+    const AttentionDims dims = Dims();
+    const int64_t q_size = int64_t{dims.num_heads} * c_.head_dim;
+    std::vector<int32_t> query_lens, context_lens, query_start = {0}, tables;
+    std::vector<uint16_t> q;
+    for (size_t id : seq_ids) {
+      const StepSequence& seq = batch_.sequences[id];
+      query_lens.push_back(seq.query_len);
+      context_lens.push_back(seq.context_len);
+      query_start.push_back(query_start.back() + seq.query_len);
+      tables.insert(tables.end(), block_tables_.begin() + id * max_blocks_,
+                    block_tables_.begin() + (id + 1) * max_blocks_);
+      q.insert(q.end(), q_bits_.begin() + seq.query_start * q_size,
+               q_bits_.begin() + (seq.query_start + seq.query_len) * q_size);
     }
+    const int64_t num_tokens = query_start.back();
     absl::StatusOr<AttentionPlan> plan =
         PlanPagedAttention(query_lens, context_lens, dims, knobs.num_sms, 32, knobs.min_chunk);
     EXPECT_TRUE(plan.ok()) << plan.status();
-    if (!plan.ok()) return 0;
+    if (!plan.ok()) return {};
 
-    DeviceArray<uint16_t> d_q(q_bits_), d_k(k_gpu_), d_v(v_gpu_), d_out(q_bits_.size());
-    DeviceArray<int32_t> d_query_start(query_start), d_context(context_lens);
-    DeviceArray<int32_t> d_tables(block_tables_);
+    DeviceArray<uint16_t> d_q(q), d_k(k_gpu_), d_v(v_gpu_), d_out(q.size());
+    DeviceArray<int32_t> d_query_start(query_start), d_context(context_lens), d_tables(tables);
     DeviceArray<int32_t> d_tile_seq(plan->tile_sequence), d_tile_begin(plan->tile_query_begin);
-    DeviceArray<char> d_workspace(
-        static_cast<size_t>(plan->WorkspaceBytes(batch_.num_tokens(), dims)));
+    DeviceArray<char> d_workspace(static_cast<size_t>(plan->WorkspaceBytes(num_tokens, dims)));
     PagedAttentionArgs args;
     args.dtype = c_.dtype;
     args.dims = dims;
@@ -96,7 +106,7 @@ class PagedAttentionRunner {
     args.k_cache = d_k.get();
     args.v_cache = d_v.get();
     args.out = d_out.get();
-    args.num_tokens = batch_.num_tokens();
+    args.num_tokens = num_tokens;
     args.query_start = d_query_start.get();
     args.context_lens = d_context.get();
     args.block_tables = d_tables.get();
@@ -107,25 +117,70 @@ class PagedAttentionRunner {
     const absl::Status launched = LaunchPagedAttention(args, *plan, nullptr);
     EXPECT_TRUE(launched.ok()) << launched;
     EXPECT_EQ(Sync(), cudaSuccess);
+    return {d_out.ToHost(), plan->num_splits};
+  }
 
-    const std::vector<uint16_t> got = d_out.ToHost();
+  // Runs the whole batch under `knobs` and compares with the CPU reference;
+  // returns the plan's number of splits.
+  int32_t RunAndCompare(const PlanKnobs& knobs) {
+    std::vector<size_t> all(batch_.sequences.size());
+    std::iota(all.begin(), all.end(), size_t{0});
+    const GpuRun run = RunGpu(knobs, all);
+    EXPECT_EQ(run.out.size(), want_.size());
+    if (run.out.size() != want_.size()) return run.num_splits;
     const float rel = 2 * UnitRoundoff(c_.dtype);
+    const int32_t heads = Dims().num_heads;
     int misses = 0;
-    for (size_t i = 0; i < got.size(); ++i) {
-      const float g = FromHalfBits(c_.dtype, got[i]);
+    for (size_t i = 0; i < run.out.size(); ++i) {
+      const float g = FromHalfBits(c_.dtype, run.out[i]);
       const float w = want_[i];
       if (std::fabs(g - w) <= rel * std::fabs(w) + 5e-4f) continue;  // false for NaN
       const int64_t row = static_cast<int64_t>(i) / c_.head_dim;
       if (++misses <= 5)
-        ADD_FAILURE() << "token " << row / dims.num_heads << " head " << row % dims.num_heads
-                      << " dim " << i % c_.head_dim << ": got " << g << ", want " << w
-                      << " (splits " << plan->num_splits << ")";
+        ADD_FAILURE() << "token " << row / heads << " head " << row % heads << " dim "
+                      << i % c_.head_dim << ": got " << g << ", want " << w << " (splits "
+                      << run.num_splits << ")";
     }
-    EXPECT_EQ(misses, 0) << misses << " of " << got.size() << " outputs differ";
-    return plan->num_splits;
+    EXPECT_EQ(misses, 0) << misses << " of " << run.out.size() << " outputs differ";
+    return run.num_splits;
+  }
+
+  // Without splits a row's arithmetic depends only on its own sequence:
+  // expects each sequence run alone, and the batch in reverse order, to give
+  // the batch's bits exactly.
+  void ExpectBatchedEqualsAlone() {
+    const size_t n = batch_.sequences.size();
+    std::vector<size_t> all(n);
+    std::iota(all.begin(), all.end(), size_t{0});
+    const GpuRun batched = RunGpu({}, all);
+    ASSERT_EQ(batched.num_splits, 1);
+    const int64_t q_size = int64_t{Dims().num_heads} * c_.head_dim;
+    // The outputs of `tokens` tokens from `first_token`; empty if out is short
+    // (a failed run, already reported).
+    auto rows_of = [&](const std::vector<uint16_t>& out, int64_t first_token, int32_t tokens) {
+      if (static_cast<int64_t>(out.size()) < (first_token + tokens) * q_size)
+        return std::vector<uint16_t>();
+      return std::vector<uint16_t>(out.begin() + first_token * q_size,
+                                   out.begin() + (first_token + tokens) * q_size);
+    };
+    const std::vector<size_t> reversed(all.rbegin(), all.rend());
+    const GpuRun reordered = RunGpu({}, reversed);
+    int64_t reordered_token = 0;
+    for (size_t id : reversed) {
+      const StepSequence& seq = batch_.sequences[id];
+      const std::vector<uint16_t> want = rows_of(batched.out, seq.query_start, seq.query_len);
+      EXPECT_EQ(rows_of(RunGpu({}, {id}).out, 0, seq.query_len), want) << "sequence " << id;
+      EXPECT_EQ(rows_of(reordered.out, reordered_token, seq.query_len), want)
+          << "sequence " << id << " in reverse order";
+      reordered_token += seq.query_len;
+    }
   }
 
  private:
+  AttentionDims Dims() const {
+    return {c_.group * c_.kv_heads, c_.kv_heads, c_.head_dim, c_.block_size, c_.sliding_window};
+  }
+
   void Build() {
     const int32_t bs = c_.block_size;
     const int64_t width = static_cast<int64_t>(c_.kv_heads) * c_.head_dim;
@@ -266,6 +321,12 @@ TEST_P(CudaPagedAttentionTest, SplitKvMatchesCpuWhereSplitsCutThroughChunks) {
   c.seqs.push_back({40, 140});
   const int32_t splits = PagedAttentionRunner(c, 3).RunAndCompare({10000, 32});
   EXPECT_GT(splits, 1);
+}
+
+TEST_P(CudaPagedAttentionTest, EachSequenceGetsTheSameBitsAloneAsInAnyBatch) {
+  Case c = BaseCase();
+  c.seqs = RandomSeqs(rng_, 5, 4, 150);
+  PagedAttentionRunner(c, 4).ExpectBatchedEqualsAlone();
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, CudaPagedAttentionTest,
