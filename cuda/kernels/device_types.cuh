@@ -29,11 +29,8 @@ __device__ __forceinline__ __half FromFloat<__half>(float x) {
   return __float2half_rn(x);
 }
 
-// True for the 16-bit types the kernels are instantiated for.
-inline bool IsKernelDType(DType dtype) { return dtype == DType::kBF16 || dtype == DType::kF16; }
-
 // Calls fn(T{}) with T the device type of `dtype` (bf16 or f16; the caller
-// has checked IsKernelDType).
+// has checked it with CheckHalfDType).
 template <class Fn>
 auto DispatchHalfType(DType dtype, Fn fn) {
   if (dtype == DType::kBF16) return fn(__nv_bfloat16{});
