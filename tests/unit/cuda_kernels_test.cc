@@ -204,7 +204,7 @@ TEST_P(CudaKernelsTest, KvCacheWriteStoresEachTokenAtItsSlotAndSkipsNegativeSlot
     k_rows.insert(k_rows.end(), kv_f.begin() + t * ld, kv_f.begin() + t * ld + width);
     v_rows.insert(v_rows.end(), kv_f.begin() + t * ld + width, kv_f.begin() + t * ld + 2 * width);
   }
-  const float kSentinel = 1234.0f;  // exactly representable in bf16 and f16
+  const float kSentinel = -1536.0f;  // exact in bf16 and f16, outside the data
   std::vector<float> k_cache(num_blocks * block_size * width, kSentinel), v_cache = k_cache;
   cpu::WriteKv(written, {kv_heads, kv_heads, head_dim, block_size, std::nullopt}, k_rows.data(),
                v_rows.data(), k_cache.data(), v_cache.data());
