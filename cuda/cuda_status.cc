@@ -19,17 +19,4 @@ absl::Status ToStatus(cudaError_t error, const char* call) {
   }
 }
 
-absl::Status ToStatus(ncclResult_t result, const char* call) {
-  if (result == ncclSuccess) return absl::OkStatus();
-  const std::string message = absl::StrCat(call, ": ", ncclGetErrorString(result));
-  switch (result) {
-    case ncclSystemError:
-    case ncclRemoteError:
-    case ncclUnhandledCudaError:
-      return absl::UnavailableError(message);
-    default:
-      return absl::InternalError(message);
-  }
-}
-
 }  // namespace muserve::cuda

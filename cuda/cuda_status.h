@@ -1,20 +1,18 @@
-// The one way CUDA and NCCL return codes become absl::Status: every call goes
-// through MUSERVE_GPU_RETURN_IF_ERROR, whose message names the call and the
-// library's own description of the error.
+// The one way CUDA return codes become absl::Status: every call goes through
+// MUSERVE_GPU_RETURN_IF_ERROR, whose message names the call and the library's
+// own description of the error. NCCL's codes: cuda/nccl_status.h.
 #pragma once
 
 #include <cuda_runtime_api.h>
-#include <nccl.h>
 
 #include "absl/status/status.h"
 
 namespace muserve::cuda {
 
-// OK for cudaSuccess / ncclSuccess; otherwise Internal (a bug of ours:
-// invalid value, misuse) or Unavailable (no device, device lost, remote peer
-// gone), with `call` and the library's error string in the message.
+// OK for cudaSuccess; otherwise Internal (a bug of ours: invalid value,
+// misuse) or Unavailable (no device, device lost, out of device memory), with
+// `call` and the runtime's error string in the message.
 absl::Status ToStatus(cudaError_t error, const char* call);
-absl::Status ToStatus(ncclResult_t result, const char* call);
 
 }  // namespace muserve::cuda
 

@@ -5,7 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "cuda/cuda_status.h"
+#include "cuda/nccl_status.h"
 
 namespace muserve::cuda {
 namespace {
