@@ -12,6 +12,10 @@
 
 namespace muserve {
 
+// engine/sampling/sampler.h; a backend that samples on its device needs them.
+struct SampleInput;
+struct SampledToken;
+
 // Shape of the paged KV cache: per layer, num_blocks blocks of block_size
 // tokens, each token holding K and V for every KV head.
 struct KvCacheGeometry {
@@ -34,6 +38,22 @@ class Backend {
   // Returns InvalidArgument (and writes nothing) if the batch breaks the
   // StepBatch invariants or `logits` has the wrong size.
   virtual absl::Status Forward(const StepBatch& batch, std::span<float> logits) = 0;
+
+  // True for a backend that samples where its logits are (CudaBackend): the
+  // engine loop then calls ForwardSample instead of Forward and a host
+  // Sampler, so that logits never travel to the host.
+  virtual bool samples_on_device() const { return false; }
+  // Forward, then samples the logits row of the i-th sampled sequence with
+  // inputs[i] into out[i] (both of batch.num_sampled() elements), with
+  // Sampler's semantics. Only for samples_on_device(); others return
+  // Unimplemented.
+  virtual absl::Status ForwardSample(const StepBatch& batch, std::span<const SampleInput> inputs,
+                                     std::span<SampledToken> out) {
+    (void)batch;
+    (void)inputs;
+    (void)out;
+    return absl::UnimplementedError("this backend samples on the host: call Forward");
+  }
 };
 
 }  // namespace muserve

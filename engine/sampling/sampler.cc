@@ -117,10 +117,27 @@ int32_t Sampler::DrawFiltered(std::span<const float> logits, const SamplingParam
   return candidates[DrawIndex(weights_, uniform * total)].token;
 }
 
+double DrawSampleUniform(const SamplingParams& params, SamplerRng& rng) {
+  return params.temperature >= kGreedyTemperature ? rng.NextUniform() : 0.0;
+}
+
 SampledToken Sampler::Sample(std::span<float> logits, const SamplingParams& params,
                              const TokenHistory& history, SamplerRng& rng,
                              std::span<const int32_t> banned_tokens) {
+  SampleInput input;
+  input.params = &params;
+  input.history = &history;
+  input.banned_tokens = banned_tokens;
+  input.uniform = DrawSampleUniform(params, rng);
+  return Sample(logits, input);
+}
+
+SampledToken Sampler::Sample(std::span<float> logits, const SampleInput& input) {
   MUSERVE_CHECK(!logits.empty());
+  MUSERVE_CHECK(input.params != nullptr && input.history != nullptr);
+  const SamplingParams& params = *input.params;
+  const TokenHistory& history = *input.history;
+  const std::span<const int32_t> banned_tokens = input.banned_tokens;
   SampledToken result;
   // Logprobs are of the raw logits: measure them before penalties.
   const bool wants_logprobs = params.wants_logprobs();
@@ -146,8 +163,9 @@ SampledToken Sampler::Sample(std::span<float> logits, const SamplingParams& para
   if (!(params.temperature >= kGreedyTemperature)) {
     result.token = ArgMax(logits);
   } else {
-    // Exactly one uniform per sampled token, whatever the candidates.
-    const double uniform = rng.NextUniform();
+    // Exactly one uniform per sampled token, whatever the candidates
+    // (DrawSampleUniform).
+    const double uniform = input.uniform;
     result.token = Unfiltered(params) ? DrawUnfiltered(logits, params.temperature, uniform)
                                       : DrawFiltered(logits, params, uniform);
   }

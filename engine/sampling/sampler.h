@@ -85,6 +85,22 @@ struct TokenHistory {
 // smaller one would overflow float logits.
 inline constexpr float kGreedyTemperature = 1e-5f;
 
+// What a sampler (the host's Sampler or a backend's on its device) needs for
+// one sampled row. The engine loop fills it before the step: `uniform` comes
+// from the request's SamplerRng through DrawSampleUniform, so a request's
+// generator advances exactly as with Sampler::Sample(..., rng) whichever
+// sampler runs. The pointers and span must outlive the call that uses it.
+struct SampleInput {
+  const SamplingParams* params = nullptr;
+  const TokenHistory* history = nullptr;
+  std::span<const int32_t> banned_tokens;  // see Sampler::Sample
+  double uniform = 0.0;                    // in [0, 1); unused when greedy
+};
+
+// One uniform from `rng` when `params` samples (temperature >=
+// kGreedyTemperature), else 0 without touching `rng`.
+double DrawSampleUniform(const SamplingParams& params, SamplerRng& rng);
+
 // A token still in the running after the filters, with its logit after
 // penalties and temperature.
 struct SamplingCandidate {
@@ -104,6 +120,9 @@ class Sampler {
   SampledToken Sample(std::span<float> logits, const SamplingParams& params,
                       const TokenHistory& history, SamplerRng& rng,
                       std::span<const int32_t> banned_tokens = {});
+  // The same with the uniform drawn beforehand (SampleInput): equal results
+  // for equal logits, parameters, history and generator state.
+  SampledToken Sample(std::span<float> logits, const SampleInput& input);
 
   // The tokens that survive temperature, min_p, top_k and top_p for
   // already-penalised `logits`, in id order, each with logit / temperature.

@@ -67,6 +67,39 @@ TEST(SamplerTest, EachSampledTokenConsumesExactlyOneUniform) {
   EXPECT_EQ(used.NextUniform(), fresh.NextUniform());
 }
 
+// The engine loop draws each row's uniform before the step (for a device
+// sampler); sampling with it must equal sampling with the generator itself.
+TEST(SamplerTest, PreDrawnUniformGivesTheSameTokensAndGeneratorState) {
+  SamplingParams filtered;
+  filtered.top_k = 40;
+  filtered.top_p = 0.8f;
+  filtered.temperature = 0.7f;
+  filtered.logprobs = true;
+  filtered.repetition_penalty = 1.3f;
+  TokenHistory history;
+  history.prompt_tokens = {3, 17, 40};
+  history.output_counts = {{5, 2}, {17, 1}};
+  const std::vector<int32_t> banned = {7};
+  for (const SamplingParams& params : {filtered, Greedy(), SamplingParams{}}) {
+    SamplerRng direct(21), predrawn(21);
+    Sampler a, b;
+    for (int i = 0; i < 50; ++i) {
+      std::vector<float> logits = RandomLogits(300, 100 + i);
+      std::vector<float> copy = logits;
+      const SampledToken want = a.Sample(logits, params, history, direct, banned);
+      SampleInput input;
+      input.params = &params;
+      input.history = &history;
+      input.banned_tokens = banned;
+      input.uniform = DrawSampleUniform(params, predrawn);
+      const SampledToken got = b.Sample(copy, input);
+      ASSERT_EQ(got.token, want.token) << "step " << i;
+      ASSERT_EQ(got.logprob, want.logprob) << "step " << i;
+    }
+    EXPECT_EQ(direct.NextUniform(), predrawn.NextUniform());
+  }
+}
+
 TEST(SamplerTest, TopKOfOneEqualsGreedy) {
   SamplingParams params;
   params.temperature = 1.5f;
