@@ -337,16 +337,42 @@ class EngineLoop::Impl {
     }
     for (RequestId id : step.preempted) ++requests_.at(id)->num_preemptions;
 
-    const size_t num_sampled = static_cast<size_t>(step.batch.num_sampled());
-    logits.resize(num_sampled * static_cast<size_t>(vocab_size_));
+    // Each sampled row's input, its uniform drawn from the request's
+    // generator now, so that host and device sampling advance it alike.
+    inputs_.clear();
+    for (size_t i = 0; i < step.ids.size(); ++i) {
+      if (!step.batch.sequences[i].sample) continue;
+      RequestState& state = *requests_.at(step.ids[i]);
+      const bool under_min_tokens =
+          state.output->num_output_tokens() < state.request.stop.min_tokens;
+      SampleInput input;
+      input.params = &state.request.sampling;
+      input.history = &state.history;
+      input.banned_tokens = under_min_tokens
+                                ? std::span<const TokenId>(state.banned_under_min_tokens)
+                                : std::span<const TokenId>();
+      input.uniform = DrawSampleUniform(state.request.sampling, state.rng);
+      inputs_.push_back(input);
+    }
+    const size_t num_sampled = inputs_.size();
+    const bool on_device = backend_.samples_on_device();
     const Clock::time_point forward_start = Clock::now();
-    const absl::Status status = backend_.Forward(step.batch, logits);
+    absl::Status status;
+    if (on_device) {
+      // Forward and sampling are one call; its time counts as forward time.
+      tokens_.resize(num_sampled);
+      status = backend_.ForwardSample(step.batch, inputs_, tokens_);
+    } else {
+      logits.resize(num_sampled * static_cast<size_t>(vocab_size_));
+      status = backend_.Forward(step.batch, logits);
+    }
     const int64_t forward_ns =
         std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - forward_start).count();
     if (!status.ok()) {
       // A batch the backend refuses is a bug of ours; end the step's requests
       // rather than retry it forever, and keep serving the others.
       std::fprintf(stderr, "engine loop: Forward failed: %s\n", status.ToString().c_str());
+      tokens_.clear();
       for (RequestId id : step.ids) FinishEarly(id, FinishReason::kAborted);
       Publish(0, forward_ns, true);
       return;
@@ -354,19 +380,13 @@ class EngineLoop::Impl {
 
     sampled.clear();
     const Clock::time_point sample_start = Clock::now();
-    for (size_t i = 0; i < step.ids.size(); ++i) {
-      if (!step.batch.sequences[i].sample) continue;
-      RequestState& state = *requests_.at(step.ids[i]);
-      std::span<float> row(logits.data() + sampled.size() * vocab_size_, vocab_size_);
-      const bool under_min_tokens =
-          state.output->num_output_tokens() < state.request.stop.min_tokens;
-      SampledToken token =
-          sampler_.Sample(row, state.request.sampling, state.history, state.rng,
-                          under_min_tokens ? std::span<const TokenId>(state.banned_under_min_tokens)
-                                           : std::span<const TokenId>());
-      sampled.push_back(token.token);
-      tokens_.push_back(std::move(token));
+    if (!on_device) {
+      for (size_t r = 0; r < num_sampled; ++r) {
+        std::span<float> row(logits.data() + r * vocab_size_, vocab_size_);
+        tokens_.push_back(sampler_.Sample(row, inputs_[r]));
+      }
     }
+    for (const SampledToken& token : tokens_) sampled.push_back(token.token);
     sample_ns_ +=
         std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - sample_start).count();
     scheduler_.ApplyOutput(step, sampled);
@@ -487,6 +507,7 @@ class EngineLoop::Impl {
   absl::flat_hash_map<RequestId, std::unique_ptr<RequestState>> requests_;
   Sampler sampler_;                   // scratch reused by every sequence's draw
   std::vector<SampledToken> tokens_;  // this step's samples, reused
+  std::vector<SampleInput> inputs_;   // this step's sampled rows, reused
   int64_t sample_ns_ = 0;             // this step's sampling time
   int64_t num_with_deadline_ = 0;     // requests_ entries with a deadline
   std::vector<std::pair<std::shared_ptr<RequestHandle>, Finished>> finished_;

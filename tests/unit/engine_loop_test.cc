@@ -22,6 +22,7 @@
 #include "engine/cpu/cpu_backend.h"
 #include "engine/model/make_model.h"
 #include "engine/model/weights.h"
+#include "engine/sampling/sampler.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/fixtures.h"
@@ -520,6 +521,83 @@ TEST(EngineLoopTest, StopTokensAreNeverSampledUnderMinTokens) {
     EXPECT_EQ(outcome.finished.reason, FinishReason::kLength);
     EXPECT_EQ(outcome.tokens.size(), 8u);
   }
+}
+
+// A backend that samples "on its device" as CudaBackend does: the loop must
+// call ForwardSample, never Forward, and hand it the inputs (pre-drawn
+// uniforms, histories, min_tokens bans) that give the host path's tokens.
+class DeviceSamplingBackend final : public Backend {
+ public:
+  explicit DeviceSamplingBackend(Backend& inner) : inner_(inner) {}
+  const ModelConfig& config() const override { return inner_.config(); }
+  KvCacheGeometry kv_cache() const override { return inner_.kv_cache(); }
+  int32_t max_num_batched_tokens() const override { return inner_.max_num_batched_tokens(); }
+  absl::Status Forward(const StepBatch&, std::span<float>) override {
+    ++forward_calls;
+    return absl::InternalError("the loop must call ForwardSample");
+  }
+  bool samples_on_device() const override { return true; }
+  absl::Status ForwardSample(const StepBatch& batch, std::span<const SampleInput> inputs,
+                             std::span<SampledToken> out) override {
+    ++forward_sample_calls;
+    const int32_t rows = batch.num_sampled();
+    if (inputs.size() != static_cast<size_t>(rows) || out.size() != inputs.size())
+      return absl::InvalidArgumentError("inputs and out must have num_sampled() elements");
+    const size_t vocab = static_cast<size_t>(config().vocab_size);
+    logits_.resize(static_cast<size_t>(rows) * vocab);
+    if (absl::Status s = inner_.Forward(batch, logits_); !s.ok()) return s;
+    for (int32_t r = 0; r < rows; ++r)
+      out[r] = sampler_.Sample(std::span<float>(logits_.data() + r * vocab, vocab), inputs[r]);
+    return absl::OkStatus();
+  }
+  int forward_calls = 0;
+  int forward_sample_calls = 0;
+
+ private:
+  Backend& inner_;
+  Sampler sampler_;
+  std::vector<float> logits_;
+};
+
+TEST(EngineLoopTest, DeviceSamplingBackendGetsTheHostPathsTokens) {
+  std::vector<Request> requests = InvarianceRequests();
+  requests.resize(24);
+  for (size_t i = 0; i < requests.size(); ++i) {
+    if (i % 3 == 0) {
+      requests[i].sampling.repetition_penalty = 1.2f;
+      requests[i].sampling.frequency_penalty = 0.5f;
+    }
+    if (i % 5 == 0) requests[i].sampling.top_logprobs = 3;
+    if (i % 4 == 1) {
+      requests[i].stop.min_tokens = 3;
+      requests[i].stop.ignore_eos = false;
+    }
+  }
+  std::vector<Outcome> host;
+  {
+    Served served = Serve(512, {.max_num_seqs = 8, .max_num_batched_tokens = 512});
+    ASSERT_NE(served.loop, nullptr);
+    host = RunTogether(*served.loop, requests);
+  }
+  Served served = Serve(512, {.max_num_seqs = 8, .max_num_batched_tokens = 512});
+  ASSERT_NE(served.loop, nullptr);
+  served.loop.reset();  // only its backend is reused
+  DeviceSamplingBackend device(*served.backend);
+  std::vector<TokenId> eos;
+  for (int64_t id : device.config().eos_token_ids) eos.push_back(static_cast<TokenId>(id));
+  auto loop = EngineLoop::Create(device, TinyModel::Get().tokenizer(), eos,
+                                 {.max_num_seqs = 8, .max_num_batched_tokens = 512});
+  ASSERT_TRUE(loop.ok()) << loop.status();
+  (*loop)->Start();
+  const std::vector<Outcome> on_device = RunTogether(**loop, requests);
+  ASSERT_EQ(on_device.size(), host.size());
+  for (size_t i = 0; i < requests.size(); ++i) {
+    EXPECT_EQ(on_device[i].tokens, host[i].tokens) << "request " << i;
+    EXPECT_EQ(on_device[i].text, host[i].text) << "request " << i;
+    EXPECT_EQ(on_device[i].finished.reason, host[i].finished.reason) << "request " << i;
+  }
+  EXPECT_EQ(device.forward_calls, 0);
+  EXPECT_GT(device.forward_sample_calls, 0);
 }
 
 }  // namespace
