@@ -71,4 +71,17 @@ absl::StatusOr<AttentionPlan> PlanPagedAttention(std::span<const int32_t> query_
   return plan;
 }
 
+absl::StatusOr<AttentionPlan> PlanFixedDecode(int32_t num_sequences, int32_t max_span,
+                                              const AttentionDims& dims, int32_t num_sms,
+                                              int32_t max_splits, int32_t min_chunk) {
+  if (num_sequences < 1 || max_span < 1)
+    return absl::InvalidArgumentError(
+        absl::StrCat("decode plan: num_sequences and max_span must be >= 1, got ", num_sequences,
+                     " and ", max_span));
+  // The plan of num_sequences decodes that all attend to max_span keys.
+  const std::vector<int32_t> query_lens(static_cast<size_t>(num_sequences), 1);
+  const std::vector<int32_t> context_lens(static_cast<size_t>(num_sequences), max_span);
+  return PlanPagedAttention(query_lens, context_lens, dims, num_sms, max_splits, min_chunk);
+}
+
 }  // namespace muserve::cuda

@@ -27,6 +27,7 @@ struct KernelParams {
   const int32_t* tile_sequence;
   const int32_t* tile_query_begin;
   int64_t num_tokens;
+  int64_t q_stride;
   int32_t max_blocks;
   int32_t num_heads, num_kv_heads, block_size, sliding_window;
   int32_t tokens_per_tile, num_splits, kv_chunk;
@@ -85,7 +86,7 @@ __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(KernelParams<T>
     const int r = e / D;
     const int64_t t = q_start + q_begin + r / group;
     const int h = kv_head * group + r % group;
-    q_s[r][e % D] = ToFloat(p.q[(t * p.num_heads + h) * D + e % D]);
+    q_s[r][e % D] = ToFloat(p.q[t * p.q_stride + h * D + e % D]);
   }
 
   const int warp = threadIdx.x / 32;
@@ -215,6 +216,7 @@ absl::Status Launch(const PagedAttentionArgs& args, const AttentionPlan& plan,
   p.tile_sequence = args.tile_sequence;
   p.tile_query_begin = args.tile_query_begin;
   p.num_tokens = args.num_tokens;
+  p.q_stride = args.q_stride > 0 ? args.q_stride : int64_t{args.dims.num_heads} * D;
   p.max_blocks = args.max_blocks_per_sequence;
   p.num_heads = args.dims.num_heads;
   p.num_kv_heads = args.dims.num_kv_heads;
@@ -246,6 +248,9 @@ absl::Status LaunchPagedAttention(const PagedAttentionArgs& args, const Attentio
   MUSERVE_KERNEL_ARG(args.num_tokens >= 0 && args.num_tokens * args.dims.num_heads <= INT32_MAX,
                      kName);
   MUSERVE_KERNEL_ARG(args.max_blocks_per_sequence > 0, kName);
+  MUSERVE_KERNEL_ARG(
+      args.q_stride == 0 || args.q_stride >= int64_t{args.dims.num_heads} * args.dims.head_dim,
+      kName);
   // The caches are read 16 bytes at a time (cudaMalloc gives 256).
   MUSERVE_KERNEL_ARG(reinterpret_cast<uintptr_t>(args.k_cache) % 16 == 0, kName);
   MUSERVE_KERNEL_ARG(reinterpret_cast<uintptr_t>(args.v_cache) % 16 == 0, kName);

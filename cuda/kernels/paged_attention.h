@@ -71,15 +71,26 @@ absl::StatusOr<AttentionPlan> PlanPagedAttention(std::span<const int32_t> query_
                                                  const AttentionDims& dims, int32_t num_sms,
                                                  int32_t max_splits = 32, int32_t min_chunk = 256);
 
+// The plan of a decode-only step of `num_sequences` sequences whose attended
+// spans are at most max_span positions, fixed whatever their actual lengths,
+// for a CUDA graph captured once and replayed every step: one tile per
+// sequence, and the split count PlanPagedAttention would choose for
+// max_span (splits past a sequence's context find no key and weigh 0 in the
+// merge). InvalidArgument on bad arguments.
+absl::StatusOr<AttentionPlan> PlanFixedDecode(int32_t num_sequences, int32_t max_span,
+                                              const AttentionDims& dims, int32_t num_sms,
+                                              int32_t max_splits = 32, int32_t min_chunk = 256);
+
 struct PagedAttentionArgs {
   DType dtype = DType::kBF16;  // q, caches and out
   AttentionDims dims;
   // The caches: [num_blocks, num_kv_heads, block_size, head_dim], 16-byte aligned.
   const void* k_cache = nullptr;
   const void* v_cache = nullptr;
-  const void* q = nullptr;                // [T, num_heads, head_dim]
-  void* out = nullptr;                    // [T, num_heads, head_dim]
-  int64_t num_tokens = 0;                 // T
+  const void* q = nullptr;  // [T, num_heads, head_dim], rows q_stride apart
+  int64_t q_stride = 0;     // elements between tokens' rows of q; 0: num_heads * head_dim
+  void* out = nullptr;      // [T, num_heads, head_dim]
+  int64_t num_tokens = 0;   // T
   const int32_t* query_start = nullptr;   // [S + 1] prefix sums of query_lens (device)
   const int32_t* context_lens = nullptr;  // [S] (device)
   const int32_t* block_tables = nullptr;  // [S, max_blocks_per_sequence] block ids (device)

@@ -72,6 +72,27 @@ TEST(AttentionPlanTest, SplitsLongDecodesOnlyWhenTheGpuWouldBeUnderfilled) {
   EXPECT_EQ(plan->num_splits, 4);
 }
 
+// A CUDA graph's decode plan is fixed at capture: one tile per sequence and
+// splits sized for the longest span, which must still cover every key of a
+// sequence at that span and only add empty splits for shorter ones.
+TEST(AttentionPlanTest, FixedDecodePlanCoversTheLongestSpan) {
+  absl::StatusOr<AttentionPlan> one = PlanFixedDecode(1, 32768, Dims(32, 8), 132);
+  ASSERT_TRUE(one.ok()) << one.status();
+  EXPECT_EQ(one->tile_sequence, (std::vector<int32_t>{0}));
+  EXPECT_EQ(one->tile_query_begin, (std::vector<int32_t>{0}));
+  EXPECT_GT(one->num_splits, 1);
+  EXPECT_EQ(one->kv_chunk % kKeyTile, 0);
+  EXPECT_GE(int64_t{one->num_splits} * one->kv_chunk, 32768);
+
+  absl::StatusOr<AttentionPlan> many = PlanFixedDecode(256, 32768, Dims(32, 8), 132);
+  ASSERT_TRUE(many.ok()) << many.status();
+  EXPECT_EQ(many->num_tiles(), 256);
+  EXPECT_EQ(many->num_splits, 1);  // 2,048 blocks fill 132 SMs already
+
+  EXPECT_THAT(PlanFixedDecode(0, 10, Dims(32, 8), 132).status().message(),
+              HasSubstr("num_sequences"));
+}
+
 TEST(AttentionPlanTest, RejectsBadLengthsAndUnsupportedShapesNamingThem) {
   const AttentionDims dims = Dims(32, 8);
   absl::StatusOr<AttentionPlan> plan =
