@@ -241,9 +241,6 @@ class CudaBackend::Impl {
 
 absl::Status CudaBackend::Impl::Init(std::optional<const LoadedModel*> checkpoint, uint64_t seed) {
   const ModelConfig& c = config_;
-  if (c.head_dim != 64 && c.head_dim != 128)
-    return absl::InvalidArgumentError(absl::StrCat(
-        "head_dim ", c.head_dim, " is not supported by the CUDA attention kernel (64 or 128)"));
   dims_ = {static_cast<int32_t>(c.num_attention_heads), static_cast<int32_t>(c.num_key_value_heads),
            static_cast<int32_t>(c.head_dim), options_.block_size,
            c.sliding_window ? static_cast<int32_t>(*c.sliding_window) : 0};

@@ -12,9 +12,9 @@ absl::Status AttentionDims::Validate() const {
   if (group() > kMaxTileRows)
     return absl::InvalidArgumentError(
         absl::StrCat("attention: ", group(), " query heads per KV head, more than ", kMaxTileRows));
-  if (head_dim != 64 && head_dim != 128)
+  if (head_dim != 16 && head_dim != 24 && head_dim != 32 && head_dim != 64 && head_dim != 128)
     return absl::InvalidArgumentError(
-        absl::StrCat("attention: head_dim must be 64 or 128, got ", head_dim));
+        absl::StrCat("attention: head_dim must be 16, 24, 32, 64 or 128, got ", head_dim));
   if (block_size < 1)
     return absl::InvalidArgumentError(
         absl::StrCat("attention: block_size must be >= 1, got ", block_size));

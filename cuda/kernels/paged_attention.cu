@@ -53,8 +53,10 @@ __device__ __forceinline__ float WarpSum(float v) {
 // exp(score - m[i]), acc[i] the sum of exp(score - m[i]) * v.
 template <class T, int D>
 __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(KernelParams<T> p) {
-  static_assert(D % 32 == 0);
-  constexpr int kDimsPerLane = D / 32;
+  // 16-byte loads of K, V rows; D < 32 or not a multiple of 32 leaves some
+  // lanes without an output dimension in the last slot.
+  static_assert(D % 8 == 0 && D <= 128);
+  constexpr int kDimsPerLane = (D + 31) / 32;
   constexpr int kVec = 16 / sizeof(T);
   __shared__ float q_s[kMaxTileRows][D];
   __shared__ float k_s[kKeyTile][D + 1];  // + 1: lanes read rows, no bank conflicts
@@ -150,7 +152,8 @@ __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(KernelParams<T>
         const float pj = __shfl_sync(kFullMask, prob, j);
 #pragma unroll
         for (int k = 0; k < kDimsPerLane; ++k)
-          acc[i][k] = fmaf(pj, v_s[j][lane + 32 * k], acc[i][k]);
+          if (D % 32 == 0 || lane + 32 * k < D)
+            acc[i][k] = fmaf(pj, v_s[j][lane + 32 * k], acc[i][k]);
       }
       m[i] = m_new;
     }
@@ -166,12 +169,14 @@ __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(KernelParams<T>
     if (p.num_splits == 1) {
 #pragma unroll
       for (int k = 0; k < kDimsPerLane; ++k)
-        p.out[row * D + lane + 32 * k] = FromFloat<T>(acc[i][k] * inv_l);
+        if (D % 32 == 0 || lane + 32 * k < D)
+          p.out[row * D + lane + 32 * k] = FromFloat<T>(acc[i][k] * inv_l);
     } else {
       const int64_t split_row = split * p.num_tokens * p.num_heads + row;
 #pragma unroll
       for (int k = 0; k < kDimsPerLane; ++k)
-        p.partial_out[split_row * D + lane + 32 * k] = acc[i][k] * inv_l;
+        if (D % 32 == 0 || lane + 32 * k < D)
+          p.partial_out[split_row * D + lane + 32 * k] = acc[i][k] * inv_l;
       if (lane == 0) p.partial_lse[split_row] = l[i] > 0.0f ? m[i] + logf(l[i]) : -INFINITY;
     }
   }
@@ -263,8 +268,18 @@ absl::Status LaunchPagedAttention(const PagedAttentionArgs& args, const Attentio
   if (plan.num_tiles() == 0 || args.num_tokens == 0) return absl::OkStatus();
   return DispatchHalfType(args.dtype, [&](auto t) {
     using T = decltype(t);
-    return args.dims.head_dim == 64 ? Launch<T, 64>(args, plan, stream)
-                                    : Launch<T, 128>(args, plan, stream);
+    switch (args.dims.head_dim) {
+      case 16:
+        return Launch<T, 16>(args, plan, stream);
+      case 24:
+        return Launch<T, 24>(args, plan, stream);
+      case 32:
+        return Launch<T, 32>(args, plan, stream);
+      case 64:
+        return Launch<T, 64>(args, plan, stream);
+      default:  // 128 (AttentionDims::Validate)
+        return Launch<T, 128>(args, plan, stream);
+    }
   });
 }
 

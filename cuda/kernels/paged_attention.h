@@ -1,6 +1,7 @@
 // Paged attention over the GPU KV cache (kv_cache_layout.h) for a mixed
 // varlen batch: prefill chunks (causal within the chunk, over all earlier
-// context) and decode tokens, GQA, head_dim 64 or 128, optional sliding window.
+// context) and decode tokens, GQA, head_dim 64 or 128 (16, 24 and 32 too, for
+// small test models), optional sliding window.
 //
 // Plan, then run (as flashinfer): PlanPagedAttention works on the host from
 // the step's per-sequence lengths and fixes the launch shape: tiles of up to
@@ -38,7 +39,7 @@ inline constexpr int32_t kKeyTile = 32;
 struct AttentionDims {
   int32_t num_heads = 0;       // query heads (this rank's)
   int32_t num_kv_heads = 0;    // divides num_heads; group = num_heads / num_kv_heads <= 16
-  int32_t head_dim = 0;        // 64 or 128
+  int32_t head_dim = 0;        // 16, 24, 32, 64 or 128
   int32_t block_size = 0;      // KV cache block, tokens
   int32_t sliding_window = 0;  // 0: full attention
 

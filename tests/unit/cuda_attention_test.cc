@@ -329,16 +329,15 @@ TEST_P(CudaPagedAttentionTest, EachSequenceGetsTheSameBitsAloneAsInAnyBatch) {
   PagedAttentionRunner(c, 4).ExpectBatchedEqualsAlone();
 }
 
-INSTANTIATE_TEST_SUITE_P(Shapes, CudaPagedAttentionTest,
-                         ::testing::Combine(::testing::Values(DType::kBF16, DType::kF16),
-                                            ::testing::Values(64, 128), ::testing::Values(1, 4, 8)),
-                         [](const ::testing::TestParamInfo<Shape>& param_info) {
-                           return std::string(std::get<0>(param_info.param) == DType::kBF16
-                                                  ? "BF16"
-                                                  : "F16") +
-                                  "_D" + std::to_string(std::get<1>(param_info.param)) + "_G" +
-                                  std::to_string(std::get<2>(param_info.param));
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, CudaPagedAttentionTest,
+    ::testing::Combine(::testing::Values(DType::kBF16, DType::kF16),
+                       ::testing::Values(16, 24, 32, 64, 128), ::testing::Values(1, 4, 8)),
+    [](const ::testing::TestParamInfo<Shape>& param_info) {
+      return std::string(std::get<0>(param_info.param) == DType::kBF16 ? "BF16" : "F16") + "_D" +
+             std::to_string(std::get<1>(param_info.param)) + "_G" +
+             std::to_string(std::get<2>(param_info.param));
+    });
 
 class CudaPagedAttentionEdgeTest : public ::testing::Test {
  protected:
