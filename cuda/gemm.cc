@@ -3,6 +3,7 @@
 #include <cublasLt.h>
 
 #include <cstdint>
+#include <string>
 #include <tuple>
 #include <utility>
 

@@ -4,7 +4,7 @@
 // staging size arrive intact, row slices land packed, and the random fill is
 // the documented function of (seed, index). The staging is 1 KiB so that
 // every tensor here crosses many chunks and both halves. Skipped where no
-// CUDA device is visible.
+// CUDA device is visible, but for the check of Create's argument.
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -218,7 +218,13 @@ TEST_F(WeightUploadTest, RejectsBadArgumentsNamingThem) {
   s = uploader_->Upload(bytes, DType::kF32, 16, DType::kBF16, nullptr);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("dst"), std::string::npos) << s;
-  EXPECT_EQ(WeightUploader::Create(100).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// Checked before any CUDA call: runs without a device too.
+TEST(WeightUploaderCreateTest, RejectsAStagingTooSmallForTwoAlignedHalves) {
+  const absl::Status s = WeightUploader::Create(511).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("staging_bytes"), std::string::npos) << s;
 }
 
 // cuda/kernels/convert.h's documented fill: splitmix64 of seed + i * golden
