@@ -13,6 +13,8 @@
 // kernels may run) so that a step's GEMMs cost no heuristic query after the
 // first of each shape; the workspace is allocated once, so a GEMM is
 // capturable in a CUDA graph once its shape has run outside the capture.
+// The cache keeps every shape seen (a few hundred bytes of descriptors
+// each): at most the distinct batch sizes times the model's projections.
 #pragma once
 
 #include <cuda_runtime_api.h>
