@@ -21,17 +21,21 @@ namespace muserve::cuda {
 
 class WeightUploader {
  public:
-  // Pinned staging of staging_bytes (split in two halves), a device
-  // conversion buffer of the same size, and its own stream.
+  // Pinned staging of staging_bytes (split in two halves, each rounded down
+  // to a multiple of 256 bytes; staging_bytes >= 512), a device conversion
+  // buffer of the same size, and its own non-blocking stream. One uploader
+  // is used from one thread at a time.
   static absl::StatusOr<std::unique_ptr<WeightUploader>> Create(int64_t staging_bytes = 64 << 20);
   ~WeightUploader();
   WeightUploader(const WeightUploader&) = delete;
   WeightUploader& operator=(const WeightUploader&) = delete;
 
   // Copies `elements` elements of `src_dtype` at host address `src` (any
-  // alignment) to `dst` (device, 256-byte aligned) as `dst_dtype` (bf16 or
-  // f16). Returns when `src` may be released (all of it has been staged);
-  // the device side may still be running: Finish() waits for it.
+  // alignment) to `dst` (device, element-aligned) as `dst_dtype` (bf16 or
+  // f16), rounded as engine/api/dtype.h's F32ToBf16 / F32ToF16 bit for bit.
+  // Returns when `src` may be released (all of it has been staged); the
+  // device side may still be running: Finish() waits for it. InvalidArgument
+  // naming the parameter for a bad dtype, count, stride or null pointer.
   // Also takes a 2-D slice: `rows` rows of `row_elements` elements, row r
   // starting at src + r * src_row_stride_elements (a tensor-parallel rank's
   // column slice), packed contiguously at dst.
@@ -52,10 +56,11 @@ class WeightUploader {
   std::unique_ptr<Impl> impl_;
 };
 
-// Fills `elements` elements of `dtype` at `dst` (device) with deterministic
-// pseudo-random values uniform in [-scale, scale] from (seed, index): the
-// weights of a benchmark model that exists only on the GPU (no checkpoint
-// of 16 GB to write and read).
+// Fills `elements` elements of `dtype` (F32, F16 or BF16) at `dst` (device)
+// with deterministic pseudo-random values uniform in [-scale, scale] from
+// (seed, index) alone (the formula: cuda/kernels/convert.h), enqueued on
+// `stream`: the weights of a benchmark model that exists only on the GPU
+// (no checkpoint of 16 GB to write and read).
 absl::Status FillRandom(DType dtype, void* dst, int64_t elements, uint64_t seed, float scale,
                         cudaStream_t stream);
 
