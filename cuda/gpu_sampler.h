@@ -43,7 +43,9 @@ class GpuSampler {
   // Samples row i of `logits` (device, [inputs.size(), vocab_size] fp32,
   // used as scratch) with inputs[i] into out[i]; waits for the stream, so
   // `out` is complete on return. InvalidArgument if inputs and out differ
-  // in size or exceed max_rows.
+  // in size or exceed max_rows, or for an input PackSamplerInputs rejects
+  // (sampler_pack.h: null params / history, top_logprobs > 20, a sampled
+  // row's uniform outside [0, 1)), naming the row and field.
   absl::Status Sample(float* logits, std::span<const SampleInput> inputs,
                       std::span<SampledToken> out);
 

@@ -130,13 +130,14 @@ __device__ Ranked BlockFirst(Ranked v, Scratch& s) {
 }
 
 // The row after penalties, as the filters see it: scaled by the temperature
-// (a float division, as the host), masked (NaN, -inf) as -inf.
+// (a float division, as the host), masked (NaN, -inf) as -inf, and -0 as +0
+// (adding +0), so that the key searches tie them as the host's comparisons do.
 struct ScaledRow {
   const float* logits;
   float temperature;
   __device__ __forceinline__ float operator()(int i) const {
     const float v = __fdiv_rn(logits[i], temperature);
-    return v > NegInf() ? v : NegInf();
+    return v > NegInf() ? __fadd_rn(v, 0.0f) : NegInf();
   }
 };
 
