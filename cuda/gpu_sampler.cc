@@ -114,17 +114,7 @@ class GpuSampler::Impl {
 
     const auto* results = reinterpret_cast<const SamplerRowResult*>(host_results_.get());
     for (size_t r = 0; r < inputs.size(); ++r) {
-      const SamplerRowResult& result = results[r];
-      SampledToken& token = out[r];
-      token.token = result.token;
-      token.logprob.reset();
-      token.top_logprobs.clear();
-      if (!inputs[r].params->wants_logprobs()) continue;
-      token.logprob = result.logprob;
-      token.top_logprobs.reserve(static_cast<size_t>(result.top_count));
-      for (int32_t i = 0; i < result.top_count; ++i) {
-        token.top_logprobs.push_back({result.top_tokens[i], result.top_values[i]});
-      }
+      UnpackSamplerResult(results[r], *inputs[r].params, out[r]);
     }
     return absl::OkStatus();
   }

@@ -25,6 +25,19 @@ void SamplerPack::CopyTo(std::byte* dst) const {
     std::memcpy(dst + ListsOffset(), lists.data(), lists.size() * sizeof(int32_t));
 }
 
+void UnpackSamplerResult(const SamplerRowResult& result, const SamplingParams& params,
+                         SampledToken& out) {
+  out.token = result.token;
+  out.logprob.reset();
+  out.top_logprobs.clear();
+  if (!params.wants_logprobs()) return;
+  out.logprob = result.logprob;
+  out.top_logprobs.reserve(static_cast<size_t>(result.top_count));
+  for (int32_t i = 0; i < result.top_count; ++i) {
+    out.top_logprobs.push_back({result.top_tokens[i], result.top_values[i]});
+  }
+}
+
 absl::Status PackSamplerInputs(std::span<const SampleInput> inputs, int32_t vocab_size,
                                SamplerPack& pack) {
   pack.rows.clear();

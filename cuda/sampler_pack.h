@@ -73,6 +73,11 @@ struct SamplerPack {
   void CopyTo(std::byte* dst) const;
 };
 
+// The SampledToken of a row's result: the token, and its logprob and top
+// logprobs when `params` asks for them.
+void UnpackSamplerResult(const SamplerRowResult& result, const SamplingParams& params,
+                         SampledToken& out);
+
 // Packs `inputs` for rows of `vocab_size` logits into `pack` (cleared first;
 // its vectors keep their capacity). InvalidArgument naming the row and field
 // for a null params / history, a top_logprobs outside [0, kMaxTopLogprobs] or
