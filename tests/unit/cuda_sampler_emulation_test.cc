@@ -3,8 +3,8 @@
 // Sampler with the checks of the GPU test (tests/testing/sampler_check.h):
 // the kernel's logic (reductions, key searches, tie rules, the draw's block
 // scan, penalties and logprobs) verified on machines without a device. The
-// emulated blocks have 32 to 128 threads (the device runs 1024) and the rows
-// are small, since every thread is an OS thread.
+// emulated blocks mostly have 32 to 128 threads (the device's 1024 on a few
+// rows only) and the rows are small, since every thread is an OS thread.
 // clang-format off
 #include "tests/testing/cuda_emulation.h"
 // After the emulation, which defines what the kernel's CUDA code uses.
@@ -74,6 +74,14 @@ TEST(CudaSamplerEmulationTest, OneWarpAndFourWarpBlocksAgree) {
   for (int i = 0; i < 12; ++i) rows.push_back(random.Next(500, i % 2 == 0));
   ExpectMatchesHost(rows, EmulatedSample<32>(rows, 500), "32 threads");
   ExpectMatchesHost(rows, EmulatedSample<128>(rows, 500), "128 threads");
+}
+
+// The device's block size (1024 threads, 32 warps) on a few rows.
+TEST(CudaSamplerEmulationTest, MatchesHostWithTheDeviceBlockSize) {
+  RandomRows random(11);
+  std::vector<Row> rows;
+  for (int i = 0; i < 3; ++i) rows.push_back(random.Next(2000, i % 2 == 0));
+  ExpectMatchesHost(rows, EmulatedSample<1024>(rows, 2000), "1024 threads");
 }
 
 TEST(CudaSamplerEmulationTest, TiesMaskedRowsAndPenalisedChoices) {
