@@ -30,6 +30,9 @@
 
 namespace muserve::cuda {
 
+// Not thread-safe: one per stream (its pinned staging is reused per call).
+// The kernel is cuda/kernels/sampling_kernel.cuh; the packing of the inputs
+// cuda/sampler_pack.h.
 class GpuSampler {
  public:
   // Buffers for up to max_rows rows of vocab_size logits and the per-row
