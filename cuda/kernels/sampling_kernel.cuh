@@ -144,7 +144,9 @@ struct ScaledRow {
   const float* logits;
   float temperature;
   __device__ __forceinline__ float operator()(int i) const {
-    const float v = __fdiv_rn(logits[i], temperature);
+    // x / 1 is x exactly: the common temperature skips the division, which
+    // every pass of the key searches repeats.
+    const float v = temperature == 1.0f ? logits[i] : __fdiv_rn(logits[i], temperature);
     return v > NegInf() ? __fadd_rn(v, 0.0f) : NegInf();
   }
 };
