@@ -30,6 +30,9 @@
 
 namespace muserve::cuda {
 
+// Not thread-safe: one per stream (its pinned staging is reused per call).
+// The kernel is cuda/kernels/sampling_kernel.cuh; the packing of the inputs
+// cuda/sampler_pack.h.
 class GpuSampler {
  public:
   // Buffers for up to max_rows rows of vocab_size logits and the per-row
@@ -43,7 +46,9 @@ class GpuSampler {
   // Samples row i of `logits` (device, [inputs.size(), vocab_size] fp32,
   // used as scratch) with inputs[i] into out[i]; waits for the stream, so
   // `out` is complete on return. InvalidArgument if inputs and out differ
-  // in size or exceed max_rows.
+  // in size or exceed max_rows, or for an input PackSamplerInputs rejects
+  // (sampler_pack.h: null params / history, top_logprobs > 20, a sampled
+  // row's uniform outside [0, 1)), naming the row and field.
   absl::Status Sample(float* logits, std::span<const SampleInput> inputs,
                       std::span<SampledToken> out);
 
