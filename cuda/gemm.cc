@@ -10,6 +10,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "cuda/cublas_status.h"
+#include "cuda/cublaslt_library.h"
 #include "cuda/device_buffer.h"
 #include "engine/api/absl_string_view.h"
 
@@ -80,12 +81,12 @@ PlanKey KeyOf(const GemmArgs& args) {
 
 // cuBLASLt descriptors, destroyed with their owner.
 struct DescDeleter {
-  void operator()(cublasLtMatmulDescOpaque_t* desc) const { cublasLtMatmulDescDestroy(desc); }
+  void operator()(cublasLtMatmulDescOpaque_t* desc) const { CublasLt().MatmulDescDestroy(desc); }
   void operator()(cublasLtMatrixLayoutOpaque_t* layout) const {
-    cublasLtMatrixLayoutDestroy(layout);
+    CublasLt().MatrixLayoutDestroy(layout);
   }
   void operator()(cublasLtMatmulPreferenceOpaque_t* pref) const {
-    cublasLtMatmulPreferenceDestroy(pref);
+    CublasLt().MatmulPreferenceDestroy(pref);
   }
 };
 using MatmulDesc = std::unique_ptr<cublasLtMatmulDescOpaque_t, DescDeleter>;
@@ -94,7 +95,7 @@ using Preference = std::unique_ptr<cublasLtMatmulPreferenceOpaque_t, DescDeleter
 
 absl::StatusOr<MatrixLayout> NewLayout(DType dtype, int64_t rows, int64_t cols, int64_t ld) {
   cublasLtMatrixLayout_t layout = nullptr;
-  MUSERVE_GPU_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(
+  MUSERVE_GPU_RETURN_IF_ERROR(CublasLt().MatrixLayoutCreate(
       &layout, CudaType(dtype), static_cast<uint64_t>(rows), static_cast<uint64_t>(cols), ld));
   return MatrixLayout(layout);
 }
@@ -144,7 +145,7 @@ class GemmRunner::Impl {
  public:
   Impl(cudaStream_t stream, cublasLtHandle_t handle, DeviceBuffer workspace)
       : stream_(stream), handle_(handle), workspace_(std::move(workspace)) {}
-  ~Impl() { cublasLtDestroy(handle_); }
+  ~Impl() { CublasLt().Destroy(handle_); }
 
   absl::Status Run(const GemmArgs& args) {
     if (absl::Status s = ValidateGemmArgs(args); !s.ok()) return s;
@@ -158,12 +159,12 @@ class GemmRunner::Impl {
     }
     Plan& plan = it->second;
     if (args.bias != nullptr) {
-      MUSERVE_GPU_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(
+      MUSERVE_GPU_RETURN_IF_ERROR(CublasLt().MatmulDescSetAttribute(
           plan.desc.get(), CUBLASLT_MATMUL_DESC_BIAS_POINTER, &args.bias, sizeof(args.bias)));
     }
     const float alpha = 1.0f;
     const float beta = args.beta;
-    MUSERVE_GPU_RETURN_IF_ERROR(cublasLtMatmul(
+    MUSERVE_GPU_RETURN_IF_ERROR(CublasLt().Matmul(
         handle_, plan.desc.get(), &alpha, args.w, plan.w_layout.get(), args.a, plan.a_layout.get(),
         &beta, args.out, plan.out_layout.get(), args.out, plan.out_layout.get(), &plan.algo,
         workspace_.get(), static_cast<size_t>(workspace_.bytes()), stream_));
@@ -174,20 +175,20 @@ class GemmRunner::Impl {
   absl::StatusOr<Plan> MakePlan(const GemmArgs& args) {
     Plan plan;
     cublasLtMatmulDesc_t desc = nullptr;
-    MUSERVE_GPU_RETURN_IF_ERROR(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    MUSERVE_GPU_RETURN_IF_ERROR(CublasLt().MatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     plan.desc.reset(desc);
     const cublasOperation_t transpose = CUBLAS_OP_T;
-    MUSERVE_GPU_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA,
-                                                               &transpose, sizeof(transpose)));
+    MUSERVE_GPU_RETURN_IF_ERROR(CublasLt().MatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA,
+                                                                  &transpose, sizeof(transpose)));
     if (args.bias != nullptr) {
       const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
-      MUSERVE_GPU_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(
+      MUSERVE_GPU_RETURN_IF_ERROR(CublasLt().MatmulDescSetAttribute(
           desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)));
       const int32_t bias_type = CudaType(args.dtype);
-      MUSERVE_GPU_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(
+      MUSERVE_GPU_RETURN_IF_ERROR(CublasLt().MatmulDescSetAttribute(
           desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof(bias_type)));
       // The heuristic reads the pointer's alignment.
-      MUSERVE_GPU_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(
+      MUSERVE_GPU_RETURN_IF_ERROR(CublasLt().MatmulDescSetAttribute(
           desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &args.bias, sizeof(args.bias)));
     }
     absl::StatusOr<MatrixLayout> w_layout = NewLayout(args.dtype, args.k, args.n, args.k);
@@ -201,12 +202,12 @@ class GemmRunner::Impl {
     plan.out_layout = *std::move(out_layout);
 
     cublasLtMatmulPreference_t raw_pref = nullptr;
-    MUSERVE_GPU_RETURN_IF_ERROR(cublasLtMatmulPreferenceCreate(&raw_pref));
+    MUSERVE_GPU_RETURN_IF_ERROR(CublasLt().MatmulPreferenceCreate(&raw_pref));
     Preference pref(raw_pref);
     const uint64_t workspace_bytes = static_cast<uint64_t>(workspace_.bytes());
     MUSERVE_GPU_RETURN_IF_ERROR(
-        cublasLtMatmulPreferenceSetAttribute(raw_pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                             &workspace_bytes, sizeof(workspace_bytes)));
+        CublasLt().MatmulPreferenceSetAttribute(raw_pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                &workspace_bytes, sizeof(workspace_bytes)));
     const std::pair<cublasLtMatmulPreferenceAttributes_t, uint32_t> alignments[] = {
         {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, AlignmentOf(args.w)},
         {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, AlignmentOf(args.a)},
@@ -215,12 +216,12 @@ class GemmRunner::Impl {
     };
     for (const auto& [attribute, bytes] : alignments) {
       MUSERVE_GPU_RETURN_IF_ERROR(
-          cublasLtMatmulPreferenceSetAttribute(raw_pref, attribute, &bytes, sizeof(bytes)));
+          CublasLt().MatmulPreferenceSetAttribute(raw_pref, attribute, &bytes, sizeof(bytes)));
     }
 
     cublasLtMatmulHeuristicResult_t result = {};
     int found = 0;
-    MUSERVE_GPU_RETURN_IF_ERROR(cublasLtMatmulAlgoGetHeuristic(
+    MUSERVE_GPU_RETURN_IF_ERROR(CublasLt().MatmulAlgoGetHeuristic(
         handle_, desc, plan.w_layout.get(), plan.a_layout.get(), plan.out_layout.get(),
         plan.out_layout.get(), raw_pref, 1, &result, &found));
     if (found == 0 || result.state != CUBLAS_STATUS_SUCCESS) {
@@ -245,10 +246,12 @@ absl::StatusOr<std::unique_ptr<GemmRunner>> GemmRunner::Create(cudaStream_t stre
   if (workspace_bytes < 0)
     return absl::InvalidArgumentError(
         absl::StrCat("GemmRunner workspace_bytes must be >= 0, got ", workspace_bytes));
+  if (absl::StatusOr<const CublasLtLibrary*> library = LoadCublasLt(); !library.ok())
+    return library.status();
   absl::StatusOr<DeviceBuffer> workspace = DeviceBuffer::Allocate(workspace_bytes);
   if (!workspace.ok()) return workspace.status();
   cublasLtHandle_t handle = nullptr;
-  MUSERVE_GPU_RETURN_IF_ERROR(cublasLtCreate(&handle));
+  MUSERVE_GPU_RETURN_IF_ERROR(CublasLt().Create(&handle));
   return std::unique_ptr<GemmRunner>(
       new GemmRunner(std::make_unique<Impl>(stream, handle, *std::move(workspace))));
 }
