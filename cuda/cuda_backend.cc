@@ -36,6 +36,8 @@ absl::Status CudaBackendOptions::Validate() const {
     return fail(
         absl::StrCat("gpu_memory_utilization must be in (0, 1], got ", gpu_memory_utilization));
   if (num_blocks < 0) return fail(absl::StrCat("num_blocks must be >= 0, got ", num_blocks));
+  if (max_num_blocks < 0)
+    return fail(absl::StrCat("max_num_blocks must be >= 0, got ", max_num_blocks));
   if (max_num_batched_tokens < 1)
     return fail(absl::StrCat("max_num_batched_tokens must be >= 1, got ", max_num_batched_tokens));
   if (max_num_seqs < 1) return fail(absl::StrCat("max_num_seqs must be >= 1, got ", max_num_seqs));
@@ -102,9 +104,16 @@ class CudaBackend::Impl {
  public:
   Impl(const ModelConfig& config, const CudaBackendOptions& options)
       : config_(config), options_(options) {}
+  // May run on another thread than Create: selects the device, lets the
+  // stream drain, and frees what is bound to the stream before the stream.
   ~Impl() {
+    cudaSetDevice(options_.device);
+    if (stream_ != nullptr) cudaStreamSynchronize(stream_);
+    sampler_.reset();
+    gemm_.reset();
     for (DecodeGraph& g : graphs_)
       if (g.exec != nullptr) cudaGraphExecDestroy(g.exec);
+    if (uploaded_ != nullptr) cudaEventDestroy(uploaded_);
     if (stream_ != nullptr) cudaStreamDestroy(stream_);
   }
 
@@ -130,6 +139,12 @@ class CudaBackend::Impl {
   }
   absl::Status Sample(std::span<const SampleInput> inputs, std::span<SampledToken> out) {
     return sampler_->Sample(logits_.as<float>(), inputs, out);
+  }
+  // Waits for the step's work, so that its errors are its own (not the
+  // next step's); `status` wins over a device error.
+  absl::Status Drain(absl::Status status) {
+    const absl::Status synced = ToStatus(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+    return status.ok() ? synced : status;
   }
   absl::Status SetDevice() {
     MUSERVE_GPU_RETURN_IF_ERROR(cudaSetDevice(options_.device));
@@ -234,6 +249,10 @@ class CudaBackend::Impl {
   DeviceBuffer residual_, normed_, proj_, qkv_, attn_, gate_up_, act_, normed_rows_, logits_;
   DeviceBuffer workspace_, metadata_;
   PinnedBuffer host_metadata_;
+  // Recorded after each copy out of host_metadata_: the next Upload waits
+  // for it before repacking, whatever the previous step did after its copy
+  // (a step with no sampled row returns without waiting for the GPU).
+  cudaEvent_t uploaded_ = nullptr;
   std::vector<DecodeGraph> graphs_;
   std::vector<int32_t> graph_sizes_;
   CudaMemoryReport report_;
@@ -249,7 +268,11 @@ absl::Status CudaBackend::Impl::Init(std::optional<const LoadedModel*> checkpoin
     return absl::InvalidArgumentError(absl::StrCat(
         "num_attention_heads / num_key_value_heads must be at most ", kMaxTileRows, " on CUDA"));
   int count = 0;
-  MUSERVE_GPU_RETURN_IF_ERROR(cudaGetDeviceCount(&count));
+  if (const cudaError_t e = cudaGetDeviceCount(&count); e != cudaSuccess || count == 0)
+    return absl::UnavailableError(absl::StrCat(
+        "no usable CUDA device: ",
+        e != cudaSuccess ? absl::StrCat(cudaGetErrorName(e), ": ", cudaGetErrorString(e))
+                         : std::string("none visible")));
   if (options_.device >= count)
     return absl::InvalidArgumentError(
         absl::StrCat("CUDA device ", options_.device, " does not exist (", count, " visible)"));
@@ -260,6 +283,7 @@ absl::Status CudaBackend::Impl::Init(std::optional<const LoadedModel*> checkpoin
   report_.device_name = prop.name;
   report_.total_bytes = static_cast<int64_t>(prop.totalGlobalMem);
   MUSERVE_GPU_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  MUSERVE_GPU_RETURN_IF_ERROR(cudaEventCreateWithFlags(&uploaded_, cudaEventDisableTiming));
   kv_layout_ = {c.num_key_value_heads, options_.block_size, c.head_dim};
 
   absl::StatusOr<DeviceModel> model;
@@ -337,6 +361,9 @@ absl::Status CudaBackend::Impl::AllocateKv(int32_t num_blocks) {
   if (!pool.ok()) return pool.status();
   kv_pool_ = std::move(*pool);
   num_blocks_ = num_blocks;
+  // Zeros, as the CPU backend's pool: a padding row of a graph reads block 0.
+  MUSERVE_GPU_RETURN_IF_ERROR(
+      cudaMemsetAsync(kv_pool_.get(), 0, static_cast<size_t>(kv_pool_.bytes()), stream_));
   return absl::OkStatus();
 }
 
@@ -402,6 +429,8 @@ absl::Status CudaBackend::Impl::SizeKvPool() {
                        " bytes; raise it or lower "
                        "--max-num-batched-tokens / --max-num-seqs"));
     num_blocks = std::min<int64_t>(num_blocks, INT32_MAX / options_.block_size);
+    if (options_.max_num_blocks > 0)
+      num_blocks = std::min<int64_t>(num_blocks, options_.max_num_blocks);
   }
   if (absl::Status s = AllocateKv(static_cast<int32_t>(num_blocks)); !s.ok())
     return absl::ResourceExhaustedError(
@@ -450,12 +479,15 @@ absl::Status CudaBackend::Impl::CaptureGraphs() {
 
 absl::StatusOr<int32_t> CudaBackend::Impl::Upload(const StepBatch& batch, const AttentionPlan& plan,
                                                   int32_t padded, const StepLayout& layout) {
+  // The previous step's copy must have read the buffer before it changes.
+  MUSERVE_GPU_RETURN_IF_ERROR(cudaEventSynchronize(uploaded_));
   absl::StatusOr<int32_t> sampled =
       PackStep(batch, plan, padded, options_.block_size, layout, host_metadata_.span());
   if (!sampled.ok()) return sampled.status();
   MUSERVE_GPU_RETURN_IF_ERROR(cudaMemcpyAsync(metadata_.get(), host_metadata_.span().data(),
                                               static_cast<size_t>(layout.bytes),
                                               cudaMemcpyHostToDevice, stream_));
+  MUSERVE_GPU_RETURN_IF_ERROR(cudaEventRecord(uploaded_, stream_));
   return sampled;
 }
 
@@ -583,6 +615,10 @@ absl::StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(
     const LoadedModel& model, const CudaBackendOptions& options) {
   if (absl::Status s = options.Validate(); !s.ok()) return s;
   if (absl::Status s = model.config.Validate(); !s.ok()) return s;
+  if (model.weights.layers.size() != static_cast<size_t>(model.config.num_hidden_layers))
+    return absl::InvalidArgumentError(absl::StrCat("model has ", model.weights.layers.size(),
+                                                   " bound layers, config says ",
+                                                   model.config.num_hidden_layers));
   auto impl = std::make_unique<Impl>(model.config, options);
   if (absl::Status s = impl->Init(&model, 0); !s.ok()) return s;
   return std::unique_ptr<CudaBackend>(new CudaBackend(std::move(impl)));
@@ -605,8 +641,8 @@ std::span<const int32_t> CudaBackend::graph_batch_sizes() const { return impl_->
 
 absl::Status CudaBackend::Forward(const StepBatch& batch, std::span<float> logits) {
   const size_t rows = static_cast<size_t>(batch.num_sampled());
-  if (absl::Status s = impl_->RunStep(batch, logits.size()); !s.ok()) return s;
-  if (rows == 0 || batch.num_tokens() == 0) return absl::OkStatus();
+  if (absl::Status s = impl_->RunStep(batch, logits.size()); !s.ok()) return impl_->Drain(s);
+  if (rows == 0 || batch.num_tokens() == 0) return impl_->Drain(absl::OkStatus());
   return impl_->CopyLogits(static_cast<int32_t>(rows), logits);
 }
 
@@ -618,8 +654,8 @@ absl::Status CudaBackend::ForwardSample(const StepBatch& batch, std::span<const 
   if (absl::Status s =
           impl_->RunStep(batch, inputs.size() * static_cast<size_t>(config().vocab_size));
       !s.ok())
-    return s;
-  if (inputs.empty() || batch.num_tokens() == 0) return absl::OkStatus();
+    return impl_->Drain(s);
+  if (inputs.empty() || batch.num_tokens() == 0) return impl_->Drain(absl::OkStatus());
   return impl_->Sample(inputs, out);
 }
 

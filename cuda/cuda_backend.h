@@ -31,13 +31,18 @@ namespace muserve::cuda {
 struct CudaBackendOptions {
   int32_t device = 0;  // CUDA device ordinal
   int32_t block_size = 16;
-  // Fraction of the device's memory this process may use in all: weights,
-  // activations and workspaces of a worst-case step, CUDA graphs, and the KV
-  // pool, which gets the rest. (0, 1].
+  // Fraction of the device's memory to fill in all: weights, activations
+  // and workspaces of a worst-case step, CUDA graphs, and the KV pool, which
+  // gets the rest. (0, 1]. Memory other processes hold on the device counts
+  // against it (it is measured as in use), so a co-tenant shrinks the pool.
   double gpu_memory_utilization = 0.9;
   // KV blocks to allocate instead of sizing from gpu_memory_utilization
   // (tests; 0 = size from memory).
   int32_t num_blocks = 0;
+  // When sizing from memory, at most this many blocks (0 = no cap): what
+  // max_num_seqs full contexts can use, so that a small model does not hold
+  // memory it can never fill.
+  int32_t max_num_blocks = 0;
   // Most tokens (summed query_len) and sequences one step carries.
   int32_t max_num_batched_tokens = 8192;
   int32_t max_num_seqs = 256;

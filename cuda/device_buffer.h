@@ -17,15 +17,19 @@ namespace muserve::cuda {
 class DeviceBuffer {
  public:
   DeviceBuffer() = default;
-  // Unavailable (out of device memory, no device) with the byte count.
+  // ResourceExhausted when device memory runs out, Unavailable without a
+  // device; the message has the byte count.
   static absl::StatusOr<DeviceBuffer> Allocate(int64_t bytes) {
     DeviceBuffer buffer;
     if (bytes <= 0) return buffer;
-    if (absl::Status s =
-            ToStatus(cudaMalloc(&buffer.data_, static_cast<size_t>(bytes)), "cudaMalloc");
-        !s.ok())
-      return absl::Status(s.code(),
-                          std::string(s.message()) + " (" + std::to_string(bytes) + " bytes)");
+    const cudaError_t error = cudaMalloc(&buffer.data_, static_cast<size_t>(bytes));
+    if (error != cudaSuccess) {
+      buffer.data_ = nullptr;
+      const absl::Status s = ToStatus(error, "cudaMalloc");
+      return absl::Status(
+          error == cudaErrorMemoryAllocation ? absl::StatusCode::kResourceExhausted : s.code(),
+          std::string(s.message()) + " (" + std::to_string(bytes) + " bytes)");
+    }
     buffer.bytes_ = bytes;
     return buffer;
   }
