@@ -40,7 +40,8 @@
 ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on");
 ABSL_FLAG(int32_t, port, 50051, "gRPC port (0 picks a free one)");
 ABSL_FLAG(int32_t, metrics_port, 9464, "Prometheus /metrics port (0 picks one, -1 disables)");
-ABSL_FLAG(std::string, device, "cpu", "Backend: cpu (the only one built so far)");
+ABSL_FLAG(std::string, device, "cpu",
+          "Backend: cpu, or cuda (one NVIDIA GPU) where built with CUDA");
 ABSL_FLAG(int32_t, tensor_parallel_size, 1,
           "Ranks the model is split over (on --device cpu: threads of --threads each)");
 ABSL_FLAG(int32_t, max_num_seqs, 64, "Sequences in one engine step");
@@ -62,6 +63,9 @@ ABSL_FLAG(std::string, log_format, "text", "text or json (one JSON object per li
 ABSL_FLAG(std::string, config, "",
           "YAML file of serve flags (key: value, e.g. max-num-seqs: 64); flags given on the "
           "command line override it");
+ABSL_FLAG(double, gpu_memory_utilization, 0.9,
+          "On --device cuda: the fraction of the GPU's memory to use in all (weights, step "
+          "buffers, CUDA graphs, and the KV cache, which gets the rest)");
 ABSL_FLAG(bool, print_config, false,
           "Print the effective configuration as YAML and exit, without loading the model");
 
@@ -80,7 +84,8 @@ Flags:
   --host ADDR                   address to listen on (default 0.0.0.0)
   --port N                      gRPC port (default 50051; 0 picks a free one)
   --metrics-port N              /metrics port (default 9464; 0 picks one; -1 disables)
-  --device NAME                 backend: cpu (default; the only one built so far)
+  --device NAME                 backend: cpu (default), or cuda (one NVIDIA GPU; builds
+                                with CUDA only)
   --threads N                   CPU threads of the forward pass, per rank (default 2)
   --tensor-parallel-size N      ranks the model is split over (default 1)
   --max-num-seqs N              sequences in one engine step (default 64)
@@ -88,7 +93,10 @@ Flags:
   --max-queue N                 waiting requests before RESOURCE_EXHAUSTED (default 1024)
   --enable-prefix-caching=BOOL  reuse the KV of cached prompt prefixes (default true)
   --kv-cache-memory SIZE        KV cache memory per rank, e.g. 512MiB, 4GiB (default 1GiB;
-                                capped at what max-num-seqs full contexts can use)
+                                capped at what max-num-seqs full contexts can use);
+                                --device cpu only
+  --gpu-memory-utilization F    on --device cuda: fraction of GPU memory to use in all;
+                                the KV cache gets what weights and buffers leave (0.9)
   --block-size N                KV cache block size in tokens (default 16)
   --max-request-bytes N         largest accepted request (default 4194304)
   --chat-template FILE          Jinja chat template replacing tokenizer_config.json's
@@ -122,7 +130,13 @@ constexpr IntegerRange kIntegerRanges[] = {
 };
 
 // The --device values this build has a backend for.
+#if MUSERVE_HAVE_CUDA
+constexpr const char* kDevices[] = {"cpu", "cuda"};
+constexpr std::string_view kDevicesNote = "the backends of this build";
+#else
 constexpr const char* kDevices[] = {"cpu"};
+constexpr std::string_view kDevicesNote = "the backends of this build, made without CUDA";
+#endif
 
 // "4GiB", "512MiB", "1024" -> bytes.
 absl::StatusOr<int64_t> ParseByteSize(std::string_view text) {
@@ -232,10 +246,12 @@ absl::Status CheckFlagValues(const FlagSources& sources) {
   const std::string device = absl::GetFlag(FLAGS_device);
   if (std::find(std::begin(kDevices), std::end(kDevices), device) == std::end(kDevices)) {
     // The server would refuse it only after binding its ports; say it now.
-    fail("device",
-         absl::StrCat("must be one of ", absl::StrJoin(kDevices, ", "),
-                      " (the backends of this build; there is no CUDA backend yet), got '", device,
-                      "'"));
+    fail("device", absl::StrCat("must be one of ", absl::StrJoin(kDevices, ", "), " (",
+                                AsAbsl(kDevicesNote), "), got '", device, "'"));
+  }
+  if (const double fraction = absl::GetFlag(FLAGS_gpu_memory_utilization);
+      !(fraction > 0.0 && fraction <= 1.0)) {
+    fail("gpu_memory_utilization", absl::StrCat("must be in (0, 1], got ", fraction));
   }
   if (const std::string model = absl::GetFlag(FLAGS_model); !model.empty()) {
     std::error_code error;
@@ -324,6 +340,7 @@ int RunServe(const std::vector<std::string_view>& args) {
   model.tensor_parallel_size = absl::GetFlag(FLAGS_tensor_parallel_size);
   model.block_size = absl::GetFlag(FLAGS_block_size);
   model.kv_cache_bytes = *kv_bytes;
+  model.gpu_memory_utilization = absl::GetFlag(FLAGS_gpu_memory_utilization);
   model.loop.max_num_seqs = absl::GetFlag(FLAGS_max_num_seqs);
   model.loop.max_num_batched_tokens = absl::GetFlag(FLAGS_max_num_batched_tokens);
   model.loop.max_queue = absl::GetFlag(FLAGS_max_queue);
@@ -373,6 +390,7 @@ const Command& ServeCommand() {
        "max_num_batched_tokens", "max_queue", "enable_prefix_caching", "kv_cache_memory",
        "block_size", "max_request_bytes", "chat_template", "drain_timeout", "stream_stall_timeout",
        "max_connection_age", "log_level", "log_format", "tensor_parallel_size",
+       "gpu_memory_utilization",
        // Flags not keys of the configuration file: see RunServe.
        "config", "print_config"},
       RunServe};

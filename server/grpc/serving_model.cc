@@ -11,6 +11,11 @@
 #include "engine/model/shard.h"
 #include "engine/model/weights.h"
 #include "scheduler/kv/kv_block_manager.h"
+#include "server/observability/logging.h"
+#include "spdlog/spdlog.h"
+#if MUSERVE_HAVE_CUDA
+#include "cuda/cuda_backend.h"
+#endif
 
 namespace muserve::server {
 namespace {
@@ -32,13 +37,51 @@ absl::Status Prefixed(const absl::Status& status, std::string_view what) {
   return absl::Status(status.code(), absl::StrCat(AsAbsl(what), ": ", status.message()));
 }
 
+// The CUDA backend on GPU 0, its KV pool sized from the memory fraction and
+// capped at `max_blocks`; logs what it measured.
+absl::StatusOr<std::unique_ptr<Backend>> CreateCudaBackend(const LoadedModel& model,
+                                                           const ServingModelOptions& options,
+                                                           int64_t max_blocks) {
+#if MUSERVE_HAVE_CUDA
+  if (options.tensor_parallel_size != 1)
+    return absl::InvalidArgumentError(
+        "--tensor-parallel-size: the CUDA backend runs on one GPU in this version; use 1");
+  cuda::CudaBackendOptions backend_options;
+  backend_options.block_size = options.block_size;
+  backend_options.gpu_memory_utilization = options.gpu_memory_utilization;
+  backend_options.max_num_blocks = static_cast<int32_t>(std::min<int64_t>(max_blocks, INT32_MAX));
+  backend_options.max_num_batched_tokens = options.loop.max_num_batched_tokens;
+  backend_options.max_num_seqs = options.loop.max_num_seqs;
+  auto backend = cuda::CudaBackend::Create(model, backend_options);
+  if (!backend.ok()) return Prefixed(backend.status(), "--device cuda");
+  const cuda::CudaMemoryReport& report = (*backend)->memory_report();
+  const KvCacheGeometry kv = (*backend)->kv_cache();
+  LogEvent(spdlog::level::info, "CUDA backend ready",
+           {{"gpu", report.device_name},
+            {"gpu_memory_bytes", report.total_bytes},
+            {"weight_bytes", report.weight_bytes},
+            {"step_buffer_bytes", report.activation_bytes},
+            {"measured_step_bytes", report.peak_step_bytes},
+            {"kv_cache_bytes", report.kv_bytes},
+            {"kv_capacity_tokens", int64_t{kv.num_blocks} * kv.block_size},
+            {"cuda_graphs", int64_t{report.num_graphs}}});
+  return std::unique_ptr<Backend>(std::move(*backend));
+#else
+  (void)model;
+  (void)options;
+  (void)max_blocks;
+  return absl::InvalidArgumentError(
+      "--device cuda: this muserve was built without CUDA (no nvcc at build time)");
+#endif
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ServingModel>> ServingModel::Load(
     const ServingModelOptions& options) {
-  if (options.device != "cpu") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--device must be cpu (the only backend in this build), got '", options.device, "'"));
+  if (options.device != "cpu" && options.device != "cuda") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--device must be cpu or cuda, got '", options.device, "'"));
   }
   if (absl::Status status = options.loop.Validate(); !status.ok()) return status;
   std::unique_ptr<ServingModel> model(new ServingModel());
@@ -75,27 +118,34 @@ absl::StatusOr<std::unique_ptr<ServingModel>> ServingModel::Load(
       !status.ok()) {
     return Prefixed(status, "--tensor-parallel-size");
   }
-  const int64_t bytes_per_token = CpuKvBytesPerToken(config, options.tensor_parallel_size);
-  auto budget_blocks = KvBlockManager::NumBlocksForBudget(options.kv_cache_bytes, bytes_per_token,
-                                                          options.block_size, "--kv-cache-bytes");
-  if (!budget_blocks.ok()) return budget_blocks.status();
+  // Never more blocks than max_num_seqs full contexts can use at once.
   const int64_t blocks_per_context =
       (config.max_position_embeddings + options.block_size - 1) / options.block_size;
   const int64_t useful_blocks = blocks_per_context * options.loop.max_num_seqs;
-  const auto num_blocks = static_cast<int32_t>(std::min<int64_t>(*budget_blocks, useful_blocks));
+  if (options.device == "cuda") {
+    auto backend = CreateCudaBackend(*loaded, options, useful_blocks);
+    if (!backend.ok()) return backend.status();
+    model->backend_ = std::move(*backend);
+  } else {
+    const int64_t bytes_per_token = CpuKvBytesPerToken(config, options.tensor_parallel_size);
+    auto budget_blocks = KvBlockManager::NumBlocksForBudget(options.kv_cache_bytes, bytes_per_token,
+                                                            options.block_size, "--kv-cache-bytes");
+    if (!budget_blocks.ok()) return budget_blocks.status();
+    const auto num_blocks = static_cast<int32_t>(std::min<int64_t>(*budget_blocks, useful_blocks));
 
-  CpuBackendOptions backend_options;
-  backend_options.num_threads = options.num_threads;
-  backend_options.block_size = options.block_size;
-  backend_options.num_blocks = num_blocks;
-  backend_options.max_num_batched_tokens = options.loop.max_num_batched_tokens;
-  if (absl::Status status = backend_options.Validate(); !status.ok()) {
-    return Prefixed(status, "backend options");
+    CpuBackendOptions backend_options;
+    backend_options.num_threads = options.num_threads;
+    backend_options.block_size = options.block_size;
+    backend_options.num_blocks = num_blocks;
+    backend_options.max_num_batched_tokens = options.loop.max_num_batched_tokens;
+    if (absl::Status status = backend_options.Validate(); !status.ok()) {
+      return Prefixed(status, "backend options");
+    }
+    auto backend =
+        CreateCpuBackend(std::move(*loaded), options.tensor_parallel_size, backend_options);
+    if (!backend.ok()) return backend.status();
+    model->backend_ = std::move(*backend);
   }
-  auto backend =
-      CreateCpuBackend(std::move(*loaded), options.tensor_parallel_size, backend_options);
-  if (!backend.ok()) return backend.status();
-  model->backend_ = std::move(*backend);
 
   auto loop =
       EngineLoop::Create(*model->backend_, *model->tokenizer_, model->eos_token_ids_, options.loop);

@@ -23,7 +23,7 @@ namespace muserve::server {
 
 struct ServingModelOptions {
   std::filesystem::path model_dir;
-  std::string device = "cpu";  // only "cpu" is built so far
+  std::string device = "cpu";  // "cpu", or "cuda" in a build with CUDA
   int32_t num_threads = 2;     // CPU threads of the forward pass (>= 1), per rank
   // Ranks the model is split over (engine/model/shard.h); on the CPU each
   // rank is a thread with num_threads threads of its own.
@@ -33,6 +33,10 @@ struct ServingModelOptions {
   // pool is also capped at what max_num_seqs sequences of full context can
   // use, so a small model does not reserve memory it can never fill.
   int64_t kv_cache_bytes = int64_t{1} << 30;
+  // On cuda: the fraction of the GPU's memory used in all; the KV pool gets
+  // what the weights, a measured worst-case step and the CUDA graphs leave
+  // (capped as above). kv_cache_bytes does not apply.
+  double gpu_memory_utilization = 0.9;
   EngineLoopOptions loop;
   std::optional<std::filesystem::path> chat_template;  // replaces tokenizer_config.json's
   size_t max_request_bytes = 4 << 20;

@@ -95,10 +95,14 @@ def flag_values(args):
 
 
 def needs_cuda(args):
-    """Why `args` cannot run on this build, or None: --device=cuda needs the
-    CUDA backend, which is not built yet."""
-    if flag_values(args).get("--device", "cpu") == "cuda":
-        return "--device=cuda needs the CUDA backend, which this build does not have yet"
+    """Why `args` cannot run on this build, or None: --device=cuda needs a
+    muserve built with the CUDA backend (nvcc present at build time)."""
+    if flag_values(args).get("--device", "cpu") != "cuda":
+        return None
+    probe = subprocess.run([MUSERVE, "serve", "--device=cuda", "--print-config"],
+                           capture_output=True, text=True)
+    if probe.returncode != 0 and "got 'cuda'" in probe.stderr:
+        return "--device=cuda needs the CUDA backend, which this build was made without"
     return None
 
 

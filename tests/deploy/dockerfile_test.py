@@ -147,6 +147,22 @@ class DockerfileTest(unittest.TestCase):
         ldd = subprocess.run(["ldd", MUSERVE], capture_output=True, text=True, check=True).stdout
         libraries = re.findall(r"=> (/\S+)", ldd)
         self.assertTrue(libraries, ldd)
+        # A build with CUDA links the CUDA runtime from the toolkit, which no
+        # Debian package owns: the GPU image installs it from NVIDIA's
+        # repository (cuda-runtime-packages.txt), the CPU image is built
+        # without CUDA.
+        cuda_packages = {"libcudart": "cuda-cudart-CUDA_VERSION", "libnccl": "libnccl2",
+                         "libcublas": "libcublas-CUDA_VERSION"}
+        gpu_listed = set(package_list("cuda-runtime-packages.txt"))
+        debian_libraries = []
+        for library in libraries:
+            if not os.path.realpath(library).startswith("/usr/local/cuda"):
+                debian_libraries.append(library)
+                continue
+            stem = os.path.basename(library).split(".so")[0]
+            self.assertIn(cuda_packages.get(stem), gpu_listed,
+                          f"{library}: its package must be in cuda-runtime-packages.txt")
+        libraries = debian_libraries
         candidates = {}  # library -> the names dpkg may know it by
         for library in libraries:
             names = {library, os.path.realpath(library)}

@@ -134,13 +134,13 @@ TEST_F(ServeConfigTest, AnOutOfRangeValueNamesWhereItCameFrom) {
 TEST_F(ServeConfigTest, AnUnsupportedDeviceOrAMissingPathFailsBeforeAnythingStarts) {
   const std::string missing = (dir_.path() / "absent").string();
   const std::string file =
-      Write("device: cuda\nmodel: " + missing + "\nchat-template: " + dir_.path().string() + "\n");
+      Write("device: tpu\nmodel: " + missing + "\nchat-template: " + dir_.path().string() + "\n");
   const ProcessResult from_file = RunProcess({MUSERVE_BINARY, "serve", "--config", file});
   EXPECT_EQ(from_file.exit_code, 2);
   EXPECT_THAT(
       from_file.stderr_text,
       AllOf(HasSubstr("device (" + file + ":1): must be one of cpu"),
-            HasSubstr("there is no CUDA backend yet), got 'cuda'"),
+            HasSubstr("(the backends of this build"), HasSubstr("got 'tpu'"),
             HasSubstr("model (" + file + ":2): '" + missing + "' is not a directory"),
             HasSubstr("chat-template (" + file + ":3): cannot read '" + dir_.path().string())));
   EXPECT_THAT(from_file.stderr_text, Not(HasSubstr("listening")));

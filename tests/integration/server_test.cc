@@ -57,7 +57,7 @@ TEST_F(ServerTest, ModelInfoDescribesTheServedModel) {
   EXPECT_EQ(info.architecture(), "LlamaForCausalLM");
   EXPECT_EQ(info.max_context_length(), 2048);
   EXPECT_EQ(info.vocab_size(), 512);
-  EXPECT_EQ(info.device(), "cpu");
+  EXPECT_EQ(info.device(), kTestDevice);
   EXPECT_EQ(info.dtype(), "float32");
   EXPECT_EQ(info.tensor_parallel_size(), kTestTensorParallelSize);
   EXPECT_EQ(info.kv_block_size(), 16);
@@ -285,6 +285,8 @@ TEST_F(ServerTest, DuplicateRequestIdInFlightIsRefused) {
 class SlowReaderTest : public ServerTest {
  protected:
   void SetUp() override {
+    ServerTest::SetUp();
+    if (IsSkipped()) return;
     ServerOptions options = TinyServerOptions();
     options.stream_stall_timeout = std::chrono::milliseconds(300);
     StartServer(options);

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -23,6 +24,9 @@
 #include "server/observability/logging.h"
 #include "tests/testing/fixtures.h"
 #include "tests/testing/http_get.h"
+#if defined(MUSERVE_TEST_CUDA)
+#include "tests/testing/cuda_test_util.h"
+#endif
 
 namespace muserve::server::testing {
 
@@ -37,6 +41,14 @@ using grpc::health::v1::HealthCheckResponse;
 #define MUSERVE_TEST_TENSOR_PARALLEL_SIZE 1
 #endif
 inline constexpr int32_t kTestTensorParallelSize = MUSERVE_TEST_TENSOR_PARALLEL_SIZE;
+
+// The backend the server tests run on: cpu, or cuda for the copy built with
+// MUSERVE_TEST_DEVICE="cuda" (label gpu), whose every test skips where no
+// CUDA device is visible.
+#ifndef MUSERVE_TEST_DEVICE
+#define MUSERVE_TEST_DEVICE "cpu"
+#endif
+inline constexpr std::string_view kTestDevice = MUSERVE_TEST_DEVICE;
 
 // One tiny model directory per test program.
 inline const std::filesystem::path& TinyModelDir() {
@@ -62,6 +74,9 @@ inline ServerOptions TinyServerOptions() {
   options.model.num_threads = std::max(1, 2 / kTestTensorParallelSize);
   options.model.tensor_parallel_size = kTestTensorParallelSize;
   options.model.kv_cache_bytes = 64 << 20;
+  options.model.device = std::string(kTestDevice);
+  // Several test programs may share the GPU.
+  options.model.gpu_memory_utilization = 0.2;
   return options;
 }
 
@@ -145,6 +160,13 @@ class ServerTest : public ::testing::Test {
   }
 
   static void SetUpTestSuite() { ASSERT_TRUE(ConfigureLogging("warn", "text").ok()); }
+  // The cuda copy of the suites skips every test where no device is visible
+  // (a fixture overriding SetUp calls this first and returns if skipped).
+  void SetUp() override {
+#if defined(MUSERVE_TEST_CUDA)
+    MUSERVE_SKIP_WITHOUT_CUDA_DEVICE();
+#endif
+  }
 
   Stream Run(const v1::GenerateRequest& request,
              std::optional<std::chrono::milliseconds> deadline = std::nullopt) {
