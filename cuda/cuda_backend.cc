@@ -24,7 +24,11 @@
 #include "cuda/step_metadata.h"
 #include "cuda/weight_upload.h"
 #include "engine/cpu/step_validation.h"
+#include "engine/model/shard.h"
 #include "engine/sampling/sampler.h"
+#if MUSERVE_HAVE_NCCL
+#include "cuda/nccl_communicator.h"
+#endif
 
 namespace muserve::cuda {
 
@@ -102,8 +106,15 @@ struct DecodeGraph {
 // finished, so the pinned metadata may be rewritten by the next step.
 class CudaBackend::Impl {
  public:
-  Impl(const ModelConfig& config, const CudaBackendOptions& options)
-      : config_(config), options_(options) {}
+  // The whole model (`layout` of one rank, no communicator), or rank
+  // layout.rank of a tensor-parallel group over `nccl`.
+  Impl(const ModelConfig& config, const CudaBackendOptions& options, const ShardLayout& layout,
+       NcclCommunicator* nccl)
+      : config_(config),
+        local_(layout.LocalConfig(config)),
+        layout_(layout),
+        nccl_(nccl),
+        options_(options) {}
   // May run on another thread than Create: selects the device, lets the
   // stream drain, and frees what is bound to the stream before the stream.
   ~Impl() {
@@ -117,7 +128,9 @@ class CudaBackend::Impl {
     if (stream_ != nullptr) cudaStreamDestroy(stream_);
   }
 
-  absl::Status Init(std::optional<const LoadedModel*> checkpoint, uint64_t seed);
+  // Uploads `weights` (the whole model's, or this rank's slices), or makes
+  // random ones when null.
+  absl::Status Init(const ModelWeights* weights, DType checkpoint_dtype, uint64_t seed);
 
   const ModelConfig& config() const { return config_; }
   KvCacheGeometry kv_cache() const { return {options_.block_size, num_blocks_}; }
@@ -130,20 +143,32 @@ class CudaBackend::Impl {
   // logits_.
   absl::Status RunStep(const StepBatch& batch, size_t logits_size);
 
+  // Rank 0 (or the whole model) has the logits; other ranks only wait.
+  bool has_logits() const { return layout_.rank == 0; }
   absl::Status CopyLogits(int32_t rows, std::span<float> logits) {
+    if (!has_logits()) return Drain(absl::OkStatus());
     MUSERVE_GPU_RETURN_IF_ERROR(cudaMemcpyAsync(logits.data(), logits_.get(),
                                                 static_cast<size_t>(rows) * config_.vocab_size * 4,
                                                 cudaMemcpyDeviceToHost, stream_));
-    MUSERVE_GPU_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
-    return absl::OkStatus();
+    return Drain(absl::OkStatus());
   }
   absl::Status Sample(std::span<const SampleInput> inputs, std::span<SampledToken> out) {
+    // A group's collectives are waited for with its deadline first: a dead
+    // peer must fail the step, not hang the sampler's stream wait.
+    if (nccl_ != nullptr)
+      if (absl::Status s = Drain(absl::OkStatus()); !s.ok()) return s;
+    if (!has_logits()) return absl::OkStatus();
     return sampler_->Sample(logits_.as<float>(), inputs, out);
   }
   // Waits for the step's work, so that its errors are its own (not the
   // next step's); `status` wins over a device error.
   absl::Status Drain(absl::Status status) {
-    const absl::Status synced = ToStatus(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+    absl::Status synced;
+#if MUSERVE_HAVE_NCCL
+    if (nccl_ != nullptr) synced = nccl_->Synchronize();
+#endif
+    if (nccl_ == nullptr)
+      synced = ToStatus(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
     return status.ok() ? synced : status;
   }
   absl::Status SetDevice() {
@@ -191,6 +216,20 @@ class CudaBackend::Impl {
   }
 
   absl::Status AllocateBuffers();
+  // Sums a [n] fp32 device buffer over the group (nothing without one).
+  absl::Status AllReduce(float* data, int64_t n) {
+#if MUSERVE_HAVE_NCCL
+    if (nccl_ != nullptr)
+      return nccl_->AllReduceSum(std::span<float>(data, static_cast<size_t>(n)));
+#endif
+    (void)data;
+    (void)n;
+    return absl::OkStatus();
+  }
+  // The group's smallest `value` (every rank passes its own).
+  absl::StatusOr<int64_t> GroupMin(int64_t value);
+  // Rank r's [R, local vocab] logits to rank 0's [R, vocab] logits_.
+  absl::Status GatherLogits(int64_t rows);
   absl::Status AllocateKv(int32_t num_blocks);
   absl::Status SizeKvPool();
   absl::Status CaptureGraphs();
@@ -226,7 +265,10 @@ class CudaBackend::Impl {
     return kv_pool_.as<std::byte>() + static_cast<int64_t>(2 * layer + 1) * kv_layer_bytes_;
   }
 
-  ModelConfig config_;
+  ModelConfig config_;  // the whole model's
+  ModelConfig local_;   // this rank's shapes (== config_ without a group)
+  ShardLayout layout_;
+  NcclCommunicator* nccl_ = nullptr;  // null for the whole model on one GPU
   CudaBackendOptions options_;
   DType dtype_ = DType::kBF16;
   cudaStream_t stream_ = nullptr;
@@ -247,6 +289,9 @@ class CudaBackend::Impl {
   // qkv [T, q + 2 kv]; attn [T, q]; gate_up [T, 2 I]; act [T, I];
   // normed_rows [S, H]; logits fp32 [S, V].
   DeviceBuffer residual_, normed_, proj_, qkv_, attn_, gate_up_, act_, normed_rows_, logits_;
+  // A group only: this rank's [S, local vocab] logits, and on rank 0 every
+  // rank's, [ranks, S, local vocab].
+  DeviceBuffer local_logits_, gathered_logits_;
   DeviceBuffer workspace_, metadata_;
   PinnedBuffer host_metadata_;
   // Recorded after each copy out of host_metadata_: the next Upload waits
@@ -258,8 +303,9 @@ class CudaBackend::Impl {
   CudaMemoryReport report_;
 };
 
-absl::Status CudaBackend::Impl::Init(std::optional<const LoadedModel*> checkpoint, uint64_t seed) {
-  const ModelConfig& c = config_;
+absl::Status CudaBackend::Impl::Init(const ModelWeights* weights, DType checkpoint_dtype,
+                                     uint64_t seed) {
+  const ModelConfig& c = local_;
   dims_ = {static_cast<int32_t>(c.num_attention_heads), static_cast<int32_t>(c.num_key_value_heads),
            static_cast<int32_t>(c.head_dim), options_.block_size,
            c.sliding_window ? static_cast<int32_t>(*c.sliding_window) : 0};
@@ -286,14 +332,17 @@ absl::Status CudaBackend::Impl::Init(std::optional<const LoadedModel*> checkpoin
   MUSERVE_GPU_RETURN_IF_ERROR(cudaEventCreateWithFlags(&uploaded_, cudaEventDisableTiming));
   kv_layout_ = {c.num_key_value_heads, options_.block_size, c.head_dim};
 
+#if MUSERVE_HAVE_NCCL
+  // Collectives run in this stream's order (nccl_communicator.h).
+  if (nccl_ != nullptr) nccl_->set_stream(stream_);
+#endif
+  dtype_ = DeviceDTypeFor(checkpoint_dtype);
   absl::StatusOr<DeviceModel> model;
-  if (checkpoint) {
-    dtype_ = DeviceDTypeFor((*checkpoint)->config.torch_dtype);
+  if (weights != nullptr) {
     absl::StatusOr<std::unique_ptr<WeightUploader>> uploader = WeightUploader::Create();
     if (!uploader.ok()) return uploader.status();
-    model = UploadModel(c, (*checkpoint)->weights, dtype_, **uploader);
+    model = UploadModel(c, *weights, dtype_, **uploader);
   } else {
-    dtype_ = DeviceDTypeFor(c.torch_dtype);
     model = RandomModel(c, dtype_, seed);
   }
   if (!model.ok()) return model.status();
@@ -304,16 +353,18 @@ absl::Status CudaBackend::Impl::Init(std::optional<const LoadedModel*> checkpoin
   if (!gemm.ok()) return gemm.status();
   gemm_ = std::move(*gemm);
   if (absl::Status s = AllocateBuffers(); !s.ok()) return s;
-  absl::StatusOr<std::unique_ptr<GpuSampler>> sampler =
-      GpuSampler::Create(static_cast<int32_t>(c.vocab_size), max_sequences_, stream_);
-  if (!sampler.ok()) return sampler.status();
-  sampler_ = std::move(*sampler);
+  if (has_logits()) {
+    absl::StatusOr<std::unique_ptr<GpuSampler>> sampler =
+        GpuSampler::Create(static_cast<int32_t>(config_.vocab_size), max_sequences_, stream_);
+    if (!sampler.ok()) return sampler.status();
+    sampler_ = std::move(*sampler);
+  }
   if (absl::Status s = SizeKvPool(); !s.ok()) return s;
   return CaptureGraphs();
 }
 
 absl::Status CudaBackend::Impl::AllocateBuffers() {
-  const ModelConfig& c = config_;
+  const ModelConfig& c = local_;
   max_tokens_ = options_.max_num_batched_tokens;
   max_sequences_ = std::min(options_.max_num_seqs, max_tokens_);
   max_stride_ = static_cast<int32_t>((c.max_position_embeddings + options_.block_size - 1) /
@@ -321,7 +372,11 @@ absl::Status CudaBackend::Impl::AllocateBuffers() {
   graph_span_ = static_cast<int32_t>(
       std::min<int64_t>(options_.max_graph_context, c.max_position_embeddings));
   const int64_t T = max_tokens_, S = max_sequences_;
-  const int64_t H = c.hidden_size, I = c.intermediate_size, V = c.vocab_size;
+  const int64_t H = c.hidden_size, I = c.intermediate_size;
+  // The full vocabulary's logits only where they are sampled (rank 0).
+  const int64_t V = has_logits() ? config_.vocab_size : 0;
+  const int64_t local_v = nccl_ != nullptr ? c.vocab_size : 0;
+  const int64_t gathered_v = nccl_ != nullptr && has_logits() ? config_.vocab_size : 0;
   const int64_t qkv = c.q_size() + 2 * c.kv_size();
   // The attention workspace's bound: splits happen only while tiles x KV
   // heads < 2 x SMs, and then splits x rows <= 2 x (2 x SMs) x kMaxTileRows.
@@ -333,10 +388,19 @@ absl::Status CudaBackend::Impl::AllocateBuffers() {
     int64_t bytes;
   };
   const Want wants[] = {
-      {&residual_, T * H * 4},  {&normed_, T * H * 2},        {&proj_, T * H * 2},
-      {&qkv_, T * qkv * 2},     {&attn_, T * c.q_size() * 2}, {&gate_up_, T * 2 * I * 2},
-      {&act_, T * I * 2},       {&normed_rows_, S * H * 2},   {&logits_, S * V * 4},
-      {&workspace_, workspace}, {&metadata_, largest.bytes},
+      {&residual_, T * H * 4},
+      {&normed_, T * H * 2},
+      {&proj_, T * H * 2},
+      {&qkv_, T * qkv * 2},
+      {&attn_, T * c.q_size() * 2},
+      {&gate_up_, T * 2 * I * 2},
+      {&act_, T * I * 2},
+      {&normed_rows_, S * H * 2},
+      {&logits_, S * V * 4},
+      {&workspace_, workspace},
+      {&metadata_, largest.bytes},
+      {&local_logits_, S * local_v * 4},
+      {&gathered_logits_, S * gathered_v * 4},
   };
   int64_t total = 0;
   for (const Want& want : wants) {
@@ -431,6 +495,13 @@ absl::Status CudaBackend::Impl::SizeKvPool() {
     num_blocks = std::min<int64_t>(num_blocks, INT32_MAX / options_.block_size);
     if (options_.max_num_blocks > 0)
       num_blocks = std::min<int64_t>(num_blocks, options_.max_num_blocks);
+  }
+  // The ranks of a group share the scheduler's block tables: they take the
+  // smallest pool any of them affords.
+  if (nccl_ != nullptr) {
+    absl::StatusOr<int64_t> agreed = GroupMin(num_blocks);
+    if (!agreed.ok()) return agreed.status();
+    num_blocks = *agreed;
   }
   if (absl::Status s = AllocateKv(static_cast<int32_t>(num_blocks)); !s.ok())
     return absl::ResourceExhaustedError(
@@ -542,8 +613,57 @@ absl::Status CudaBackend::Impl::RunStep(const StepBatch& batch, size_t logits_si
   return Enqueue(Locate(layout, *plan, batch.num_tokens(), S, *sampled));
 }
 
+absl::StatusOr<int64_t> CudaBackend::Impl::GroupMin(int64_t value) {
+#if MUSERVE_HAVE_NCCL
+  // Exact as floats: block counts stay below 2^24 (INT32_MAX / block size
+  // with 16-token blocks is 2^27, but no GPU holds 2^24 blocks of a model).
+  const int32_t ranks = layout_.size;
+  absl::StatusOr<DeviceBuffer> buffer = DeviceBuffer::Allocate(int64_t{4} * (ranks + 1));
+  if (!buffer.ok()) return buffer.status();
+  const auto mine = static_cast<float>(std::min<int64_t>(value, int64_t{1} << 24));
+  MUSERVE_GPU_RETURN_IF_ERROR(
+      cudaMemcpyAsync(buffer->get(), &mine, sizeof(float), cudaMemcpyHostToDevice, stream_));
+  const std::span<const float> in(buffer->as<float>(), 1);
+  const std::span<float> out(buffer->as<float>() + 1, static_cast<size_t>(ranks));
+  if (absl::Status s = nccl_->AllGather(in, out); !s.ok()) return s;
+  std::vector<float> all(static_cast<size_t>(ranks));
+  MUSERVE_GPU_RETURN_IF_ERROR(cudaMemcpyAsync(all.data(), out.data(), all.size() * sizeof(float),
+                                              cudaMemcpyDeviceToHost, stream_));
+  if (absl::Status s = nccl_->Synchronize(); !s.ok()) return s;
+  return static_cast<int64_t>(*std::min_element(all.begin(), all.end()));
+#else
+  return value;
+#endif
+}
+
+absl::Status CudaBackend::Impl::GatherLogits(int64_t rows) {
+#if MUSERVE_HAVE_NCCL
+  const int64_t local_v = local_.vocab_size;
+  const std::span<const float> local(local_logits_.as<float>(),
+                                     static_cast<size_t>(rows * local_v));
+  if (!has_logits()) return nccl_->Gather(local, {}, /*root=*/0);
+  const int32_t ranks = layout_.size;
+  if (absl::Status s = nccl_->Gather(local,
+                                     std::span<float>(gathered_logits_.as<float>(),
+                                                      static_cast<size_t>(ranks * rows * local_v)),
+                                     /*root=*/0);
+      !s.ok())
+    return s;
+  // [rank, row, local vocab] -> [row, rank * local vocab + j].
+  for (int32_t r = 0; r < ranks; ++r)
+    MUSERVE_GPU_RETURN_IF_ERROR(cudaMemcpy2DAsync(
+        logits_.as<float>() + r * local_v, config_.vocab_size * sizeof(float),
+        gathered_logits_.as<float>() + r * rows * local_v, local_v * sizeof(float),
+        local_v * sizeof(float), static_cast<size_t>(rows), cudaMemcpyDeviceToDevice, stream_));
+  return absl::OkStatus();
+#else
+  (void)rows;
+  return absl::InternalError("tensor parallelism needs NCCL");
+#endif
+}
+
 absl::Status CudaBackend::Impl::Enqueue(const DeviceStep& step) {
-  const ModelConfig& c = config_;
+  const ModelConfig& c = local_;
   const int64_t T = step.rows, H = c.hidden_size, I = c.intermediate_size;
   const int64_t q_size = c.q_size(), kv_size = c.kv_size(), qkv = q_size + 2 * kv_size;
   const auto eps = static_cast<float>(c.rms_norm_eps);
@@ -552,18 +672,47 @@ absl::Status CudaBackend::Impl::Enqueue(const DeviceStep& step) {
     return absl::InternalError(
         absl::StrCat("attention plan needs ", step.plan->WorkspaceBytes(T, dims_),
                      " workspace bytes; ", workspace_.bytes(), " allocated"));
+  // In a group, the O and down projections' partial sums go straight into
+  // the fp32 residual (rank 0 adds to it, the others overwrite their copy)
+  // and the all-reduce then leaves residual + the sum of the partials on
+  // every rank, as Megatron's row-parallel layers do; the norms then have
+  // nothing to add. Alone, a projection lands in proj_ and is added by the
+  // next norm.
+  const bool group = nccl_ != nullptr;
+  // Writes the projection a [T, k] x w^T into the residual stream (group)
+  // or into proj_ (alone).
+  auto project = [&](const void* a, int64_t k, const void* w) -> absl::Status {
+    if (!group) return Gemm(a, T, k, w, H, nullptr, proj_.get());
+    GemmArgs g;
+    g.dtype = dtype_;
+    g.out_dtype = DType::kF32;
+    g.a = a;
+    g.lda = k;
+    g.w = w;
+    g.out = residual;
+    g.ldo = H;
+    g.m = T;
+    g.n = H;
+    g.k = k;
+    g.beta = layout_.rank == 0 ? 1.0f : 0.0f;
+    if (absl::Status s = gemm_->Run(g); !s.ok()) return s;
+    return AllReduce(residual, T * H);
+  };
+  // What the next norm adds to the residual: nothing in a group.
+  const void* pending = nullptr;
 
 #define MUSERVE_STEP(call)                          \
   do {                                              \
     if (absl::Status s = (call); !s.ok()) return s; \
   } while (false)
-  MUSERVE_STEP(LaunchEmbedding(dtype_, step.tokens, T, model_.embed.get(), c.vocab_size, H, 0,
-                               residual, stream_));
+  MUSERVE_STEP(LaunchEmbedding(dtype_, step.tokens, T, model_.embed.get(), c.vocab_size, H,
+                               layout_.vocab_begin, residual, stream_));
+  // A rank embeds its vocabulary range and zeros elsewhere: sum the ranks.
+  if (group) MUSERVE_STEP(AllReduce(residual, T * H));
   for (size_t l = 0; l < model_.layers.size(); ++l) {
     const DeviceLayer& layer = model_.layers[l];
-    // The previous layer's down projection joins the residual here.
-    MUSERVE_STEP(LaunchAddRmsNorm(dtype_, residual, l == 0 ? nullptr : proj_.get(),
-                                  layer.input_norm.get(), T, H, eps, normed_.get(), stream_));
+    MUSERVE_STEP(LaunchAddRmsNorm(dtype_, residual, pending, layer.input_norm.get(), T, H, eps,
+                                  normed_.get(), stream_));
     MUSERVE_STEP(Gemm(normed_.get(), T, H, layer.qkv.get(), qkv, layer.qkv_bias.get(), qkv_.get()));
     MUSERVE_STEP(LaunchRope(dtype_, qkv_.get(), qkv, c.num_attention_heads, Half(qkv_, q_size), qkv,
                             c.num_key_value_heads, c.head_dim, step.positions,
@@ -587,23 +736,26 @@ absl::Status CudaBackend::Impl::Enqueue(const DeviceStep& step) {
     a.tile_query_begin = step.tile_query_begin;
     a.workspace = workspace_.get();
     MUSERVE_STEP(LaunchPagedAttention(a, *step.plan, stream_));
-    MUSERVE_STEP(Gemm(attn_.get(), T, q_size, layer.o.get(), H, nullptr, proj_.get()));
-    MUSERVE_STEP(LaunchAddRmsNorm(dtype_, residual, proj_.get(), layer.post_norm.get(), T, H, eps,
-                                  normed_.get(), stream_));
+    MUSERVE_STEP(project(attn_.get(), q_size, layer.o.get()));
+    MUSERVE_STEP(LaunchAddRmsNorm(dtype_, residual, group ? nullptr : proj_.get(),
+                                  layer.post_norm.get(), T, H, eps, normed_.get(), stream_));
     MUSERVE_STEP(Gemm(normed_.get(), T, H, layer.gate_up.get(), 2 * I, nullptr, gate_up_.get()));
     MUSERVE_STEP(
         LaunchSiluMul(dtype_, gate_up_.get(), Half(gate_up_, I), 2 * I, T, I, act_.get(), stream_));
-    MUSERVE_STEP(Gemm(act_.get(), T, I, layer.down.get(), H, nullptr, proj_.get()));
+    MUSERVE_STEP(project(act_.get(), I, layer.down.get()));
+    pending = group ? nullptr : proj_.get();
   }
   if (step.sampled == 0) return absl::OkStatus();
   // The last down projection joins the residual in the final norm; the
   // norm runs over every row (cheap) and only the sampled rows go on.
-  MUSERVE_STEP(LaunchAddRmsNorm(dtype_, residual, proj_.get(), model_.final_norm.get(), T, H, eps,
+  MUSERVE_STEP(LaunchAddRmsNorm(dtype_, residual, pending, model_.final_norm.get(), T, H, eps,
                                 normed_.get(), stream_));
   MUSERVE_STEP(LaunchGatherRows(normed_.get(), H * 2, step.sample_rows, step.sampled,
                                 normed_rows_.get(), stream_));
+  // A rank's vocabulary slice, gathered to rank 0.
   MUSERVE_STEP(Gemm(normed_rows_.get(), step.sampled, H, model_.lm_head_weights(), c.vocab_size,
-                    nullptr, logits_.get(), DType::kF32));
+                    nullptr, group ? local_logits_.get() : logits_.get(), DType::kF32));
+  if (group) MUSERVE_STEP(GatherLogits(step.sampled));
 #undef MUSERVE_STEP
   return absl::OkStatus();
 }
@@ -619,8 +771,10 @@ absl::StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(
     return absl::InvalidArgumentError(absl::StrCat("model has ", model.weights.layers.size(),
                                                    " bound layers, config says ",
                                                    model.config.num_hidden_layers));
-  auto impl = std::make_unique<Impl>(model.config, options);
-  if (absl::Status s = impl->Init(&model, 0); !s.ok()) return s;
+  absl::StatusOr<ShardLayout> whole = MakeShardLayout(model.config, 0, 1);
+  if (!whole.ok()) return whole.status();
+  auto impl = std::make_unique<Impl>(model.config, options, *whole, nullptr);
+  if (absl::Status s = impl->Init(&model.weights, model.config.torch_dtype, 0); !s.ok()) return s;
   return std::unique_ptr<CudaBackend>(new CudaBackend(std::move(impl)));
 }
 
@@ -628,10 +782,34 @@ absl::StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::CreateRandom(
     const ModelConfig& config, const CudaBackendOptions& options, uint64_t seed) {
   if (absl::Status s = options.Validate(); !s.ok()) return s;
   if (absl::Status s = config.Validate(); !s.ok()) return s;
-  auto impl = std::make_unique<Impl>(config, options);
-  if (absl::Status s = impl->Init(std::nullopt, seed); !s.ok()) return s;
+  absl::StatusOr<ShardLayout> whole = MakeShardLayout(config, 0, 1);
+  if (!whole.ok()) return whole.status();
+  auto impl = std::make_unique<Impl>(config, options, *whole, nullptr);
+  if (absl::Status s = impl->Init(nullptr, config.torch_dtype, seed); !s.ok()) return s;
   return std::unique_ptr<CudaBackend>(new CudaBackend(std::move(impl)));
 }
+
+#if MUSERVE_HAVE_NCCL
+absl::StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::CreateRank(
+    const LoadedModel& model, NcclCommunicator& communicator, const CudaBackendOptions& options) {
+  if (absl::Status s = options.Validate(); !s.ok()) return s;
+  if (absl::Status s = model.config.Validate(); !s.ok()) return s;
+  if (communicator.device() != options.device)
+    return absl::InvalidArgumentError(
+        absl::StrCat("rank ", communicator.rank(), "'s communicator is on device ",
+                     communicator.device(), ", options.device is ", options.device));
+  absl::StatusOr<ShardLayout> layout =
+      MakeShardLayout(model.config, communicator.rank(), communicator.size());
+  if (!layout.ok()) return layout.status();
+  // The rank's slices: row ranges are views of the mapping, column ranges
+  // copies of just the rank's columns; both only until they are uploaded.
+  absl::StatusOr<ShardWeights> shard = ShardModelWeights(model.config, model.weights, *layout);
+  if (!shard.ok()) return shard.status();
+  auto impl = std::make_unique<Impl>(model.config, options, *layout, &communicator);
+  if (absl::Status s = impl->Init(&shard->weights, model.config.torch_dtype, 0); !s.ok()) return s;
+  return std::unique_ptr<CudaBackend>(new CudaBackend(std::move(impl)));
+}
+#endif
 
 const ModelConfig& CudaBackend::config() const { return impl_->config(); }
 KvCacheGeometry CudaBackend::kv_cache() const { return impl_->kv_cache(); }

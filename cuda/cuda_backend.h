@@ -28,6 +28,8 @@
 
 namespace muserve::cuda {
 
+class NcclCommunicator;  // cuda/nccl_communicator.h, in builds with NCCL
+
 struct CudaBackendOptions {
   int32_t device = 0;  // CUDA device ordinal
   int32_t block_size = 16;
@@ -80,6 +82,21 @@ class CudaBackend final : public Backend {
   // device (RandomModel): benchmarks of models too large to write to disk.
   static absl::StatusOr<std::unique_ptr<CudaBackend>> CreateRandom(
       const ModelConfig& config, const CudaBackendOptions& options, uint64_t seed);
+#if MUSERVE_HAVE_NCCL
+  // Rank communicator.rank() of a tensor-parallel group of
+  // communicator.size() GPUs (engine/model/shard.h: its heads, KV heads,
+  // intermediate and vocabulary slices), on options.device, which must be
+  // the communicator's. Every rank of the group must be created at the same
+  // time, each on its own thread (the KV pool size is agreed on, and the
+  // start-up steps run collectives). Collectives go on the backend's stream;
+  // a dead peer fails a step at the communicator's deadline. Rank 0
+  // gathers the logits and samples; the other ranks accept the same calls
+  // and never touch `logits` or `out`. `model` and `communicator` must
+  // outlive the backend only as long as Create runs / the backend lives.
+  static absl::StatusOr<std::unique_ptr<CudaBackend>> CreateRank(const LoadedModel& model,
+                                                                 NcclCommunicator& communicator,
+                                                                 const CudaBackendOptions& options);
+#endif
   ~CudaBackend() override;
 
   const ModelConfig& config() const override;

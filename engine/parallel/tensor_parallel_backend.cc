@@ -64,6 +64,9 @@ void TensorParallelBackend::RankLoop(int32_t rank) {
   while (true) {
     const StepBatch* batch;
     std::span<float> logits;
+    bool sample;
+    std::span<const SampleInput> inputs;
+    std::span<SampledToken> out;
     {
       std::unique_lock<std::mutex> lock(mutex_);
       work_ready_.wait(lock, [&] { return stop_ || generation_ != seen; });
@@ -71,9 +74,13 @@ void TensorParallelBackend::RankLoop(int32_t rank) {
       seen = generation_;
       batch = batch_;
       logits = logits_;
+      sample = sample_;
+      inputs = inputs_;
+      out = out_;
     }
-    // Rank 0's buffer: this rank only checks its size (see the header).
-    absl::Status status = ranks_[rank]->Forward(*batch, logits);
+    // Rank 0's buffers: this rank only checks their sizes (see the header).
+    absl::Status status = sample ? ranks_[rank]->ForwardSample(*batch, inputs, out)
+                                 : ranks_[rank]->Forward(*batch, logits);
     {
       std::lock_guard<std::mutex> lock(mutex_);
       statuses_[rank] = std::move(status);
@@ -82,22 +89,45 @@ void TensorParallelBackend::RankLoop(int32_t rank) {
   }
 }
 
-absl::Status TensorParallelBackend::Forward(const StepBatch& batch, std::span<float> logits) {
+template <class Run0>
+absl::Status TensorParallelBackend::RunStep(Run0 run0) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    batch_ = &batch;
-    logits_ = logits;
     pending_ = size() - 1;
     ++generation_;
   }
   work_ready_.notify_all();
-  absl::Status status = ranks_[0]->Forward(batch, logits);
+  absl::Status status = run0();
   std::unique_lock<std::mutex> lock(mutex_);
   work_done_.wait(lock, [&] { return pending_ == 0; });
   if (!status.ok()) return status;
   for (int32_t r = 1; r < size(); ++r)
     if (!statuses_[r].ok()) return statuses_[r];
   return absl::OkStatus();
+}
+
+absl::Status TensorParallelBackend::Forward(const StepBatch& batch, std::span<float> logits) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    batch_ = &batch;
+    logits_ = logits;
+    sample_ = false;
+  }
+  return RunStep([&] { return ranks_[0]->Forward(batch, logits); });
+}
+
+absl::Status TensorParallelBackend::ForwardSample(const StepBatch& batch,
+                                                  std::span<const SampleInput> inputs,
+                                                  std::span<SampledToken> out) {
+  if (!samples_on_device()) return Backend::ForwardSample(batch, inputs, out);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    batch_ = &batch;
+    sample_ = true;
+    inputs_ = inputs;
+    out_ = out;
+  }
+  return RunStep([&] { return ranks_[0]->ForwardSample(batch, inputs, out); });
 }
 
 }  // namespace muserve

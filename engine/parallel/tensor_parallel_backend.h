@@ -55,6 +55,12 @@ class TensorParallelBackend final : public Backend {
   // Runs every rank on the batch; returns rank 0's status (or, should rank 0
   // succeed where another failed, that rank's).
   absl::Status Forward(const StepBatch& batch, std::span<float> logits) override;
+  // Ranks that sample on their device (CUDA ranks): every rank gets the same
+  // ForwardSample call; rank 0 gathers the logits and samples, the others
+  // only check sizes and never touch `out`.
+  bool samples_on_device() const override { return ranks_[0]->samples_on_device(); }
+  absl::Status ForwardSample(const StepBatch& batch, std::span<const SampleInput> inputs,
+                             std::span<SampledToken> out) override;
 
  private:
   TensorParallelBackend(std::vector<std::unique_ptr<Communicator>> communicators,
@@ -63,6 +69,9 @@ class TensorParallelBackend final : public Backend {
   // Starts the threads of ranks 1..N-1.
   void Start();
   void RankLoop(int32_t rank);
+  // Hands the step to ranks 1..N-1, runs rank 0 with `run0`, and waits.
+  template <class Run0>
+  absl::Status RunStep(Run0 run0);
 
   // Declared first: destroyed after the ranks that point into them.
   std::optional<LoadedModel> model_;
@@ -77,6 +86,9 @@ class TensorParallelBackend final : public Backend {
   // unchanged until pending_ is back to zero.
   const StepBatch* batch_ ABSL_GUARDED_BY(mutex_) = nullptr;
   std::span<float> logits_ ABSL_GUARDED_BY(mutex_);
+  bool sample_ ABSL_GUARDED_BY(mutex_) = false;  // ForwardSample rather than Forward
+  std::span<const SampleInput> inputs_ ABSL_GUARDED_BY(mutex_);
+  std::span<SampledToken> out_ ABSL_GUARDED_BY(mutex_);
   uint64_t generation_ ABSL_GUARDED_BY(mutex_) = 0;
   int32_t pending_ ABSL_GUARDED_BY(mutex_) = 0;
   bool stop_ ABSL_GUARDED_BY(mutex_) = false;
