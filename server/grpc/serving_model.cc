@@ -15,6 +15,9 @@
 #include "spdlog/spdlog.h"
 #if MUSERVE_HAVE_CUDA
 #include "cuda/cuda_backend.h"
+#if MUSERVE_HAVE_NCCL
+#include "cuda/cuda_tensor_parallel.h"
+#endif
 #endif
 
 namespace muserve::server {
@@ -43,21 +46,35 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateCudaBackend(const LoadedModel& mo
                                                            const ServingModelOptions& options,
                                                            int64_t max_blocks) {
 #if MUSERVE_HAVE_CUDA
-  if (options.tensor_parallel_size != 1)
-    return absl::InvalidArgumentError(
-        "--tensor-parallel-size: the CUDA backend runs on one GPU in this version; use 1");
   cuda::CudaBackendOptions backend_options;
   backend_options.block_size = options.block_size;
   backend_options.gpu_memory_utilization = options.gpu_memory_utilization;
   backend_options.max_num_blocks = static_cast<int32_t>(std::min<int64_t>(max_blocks, INT32_MAX));
   backend_options.max_num_batched_tokens = options.loop.max_num_batched_tokens;
   backend_options.max_num_seqs = options.loop.max_num_seqs;
-  auto backend = cuda::CudaBackend::Create(model, backend_options);
-  if (!backend.ok()) return Prefixed(backend.status(), "--device cuda");
-  const cuda::CudaMemoryReport& report = (*backend)->memory_report();
-  const KvCacheGeometry kv = (*backend)->kv_cache();
+  std::unique_ptr<Backend> backend;
+  cuda::CudaMemoryReport report;
+  if (options.tensor_parallel_size == 1) {
+    auto one = cuda::CudaBackend::Create(model, backend_options);
+    if (!one.ok()) return Prefixed(one.status(), "--device cuda");
+    report = (*one)->memory_report();
+    backend = std::move(*one);
+  } else {
+#if MUSERVE_HAVE_NCCL
+    auto group = cuda::CreateCudaTensorParallelBackend(model, options.tensor_parallel_size,
+                                                       backend_options, &report);
+    if (!group.ok()) return Prefixed(group.status(), "--device cuda");
+    backend = std::move(*group);
+#else
+    return absl::InvalidArgumentError(
+        "--tensor-parallel-size: this muserve was built without NCCL, so the CUDA backend runs "
+        "on one GPU; use 1");
+#endif
+  }
+  const KvCacheGeometry kv = backend->kv_cache();
   LogEvent(spdlog::level::info, "CUDA backend ready",
            {{"gpu", report.device_name},
+            {"gpus", int64_t{options.tensor_parallel_size}},
             {"gpu_memory_bytes", report.total_bytes},
             {"weight_bytes", report.weight_bytes},
             {"step_buffer_bytes", report.activation_bytes},
@@ -65,7 +82,7 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateCudaBackend(const LoadedModel& mo
             {"kv_cache_bytes", report.kv_bytes},
             {"kv_capacity_tokens", int64_t{kv.num_blocks} * kv.block_size},
             {"cuda_graphs", int64_t{report.num_graphs}}});
-  return std::unique_ptr<Backend>(std::move(*backend));
+  return backend;
 #else
   (void)model;
   (void)options;
