@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "bench/cuda_timing.h"
 #include "cuda/cuda_status.h"
 #include "cuda/kernels/paged_attention.h"
 
@@ -45,39 +46,6 @@ class DeviceMemory {
  private:
   void* data_ = nullptr;
 };
-
-// Milliseconds per call of fn() over `iterations` calls after one warm-up.
-template <class Fn>
-absl::StatusOr<double> TimeMs(int iterations, Fn fn) {
-  if (absl::Status s = fn(); !s.ok()) return s;
-  cudaEvent_t start, stop;
-  MUSERVE_GPU_RETURN_IF_ERROR(cudaEventCreate(&start));
-  MUSERVE_GPU_RETURN_IF_ERROR(cudaEventCreate(&stop));
-  MUSERVE_GPU_RETURN_IF_ERROR(cudaEventRecord(start));
-  for (int i = 0; i < iterations; ++i)
-    if (absl::Status s = fn(); !s.ok()) return s;
-  MUSERVE_GPU_RETURN_IF_ERROR(cudaEventRecord(stop));
-  MUSERVE_GPU_RETURN_IF_ERROR(cudaEventSynchronize(stop));
-  float ms = 0.0f;
-  MUSERVE_GPU_RETURN_IF_ERROR(cudaEventElapsedTime(&ms, start, stop));
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  return static_cast<double>(ms) / iterations;
-}
-
-// Device-to-device copy bandwidth, bytes read + written per second.
-absl::StatusOr<double> CopyBandwidth(int iterations) {
-  const size_t bytes = size_t{1} << 30;
-  DeviceMemory a, b;
-  if (absl::Status s = a.Allocate(bytes); !s.ok()) return s;
-  if (absl::Status s = b.Allocate(bytes); !s.ok()) return s;
-  absl::StatusOr<double> ms = TimeMs(iterations, [&]() -> absl::Status {
-    MUSERVE_GPU_RETURN_IF_ERROR(cudaMemcpyAsync(b.get(), a.get(), bytes, cudaMemcpyDeviceToDevice));
-    return absl::OkStatus();
-  });
-  if (!ms.ok()) return ms.status();
-  return 2.0 * bytes / (*ms * 1e-3);
-}
 
 // `batch` decodes of `context` keys each: KV GB/s and ms per launch.
 absl::Status BenchDecode(int batch, int context, int num_sms, int iterations, double copy_bw) {
@@ -151,7 +119,7 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "cuda_kernel_bench: cannot query device 0\n");
     return 1;
   }
-  absl::StatusOr<double> copy_bw = CopyBandwidth(iterations);
+  absl::StatusOr<double> copy_bw = CopyBandwidth(int64_t{1} << 30, iterations);
   if (!copy_bw.ok()) {
     std::fprintf(stderr, "cuda_kernel_bench: %s\n", copy_bw.status().ToString().c_str());
     return 1;

@@ -29,6 +29,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "bench/cuda_timing.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_status.h"
 #include "cuda/device_buffer.h"
@@ -64,40 +65,6 @@ int64_t Parameters(const ModelConfig& c) {
   return c.num_hidden_layers * per_layer + 2 * c.vocab_size * c.hidden_size;
 }
 
-// Seconds of GPU time of fn() over `iterations` calls after one warm-up.
-template <class Fn>
-absl::StatusOr<double> TimeEvents(int iterations, Fn fn) {
-  if (absl::Status s = fn(); !s.ok()) return s;
-  cudaEvent_t start, stop;
-  MUSERVE_GPU_RETURN_IF_ERROR(cudaEventCreate(&start));
-  MUSERVE_GPU_RETURN_IF_ERROR(cudaEventCreate(&stop));
-  MUSERVE_GPU_RETURN_IF_ERROR(cudaEventRecord(start));
-  for (int i = 0; i < iterations; ++i)
-    if (absl::Status s = fn(); !s.ok()) return s;
-  MUSERVE_GPU_RETURN_IF_ERROR(cudaEventRecord(stop));
-  MUSERVE_GPU_RETURN_IF_ERROR(cudaEventSynchronize(stop));
-  float ms = 0;
-  MUSERVE_GPU_RETURN_IF_ERROR(cudaEventElapsedTime(&ms, start, stop));
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  return ms / 1e3 / iterations;
-}
-
-absl::StatusOr<double> CopyBandwidth() {
-  const int64_t bytes = int64_t{4} << 30;
-  absl::StatusOr<DeviceBuffer> a = DeviceBuffer::Allocate(bytes);
-  absl::StatusOr<DeviceBuffer> b = DeviceBuffer::Allocate(bytes);
-  if (!a.ok()) return a.status();
-  if (!b.ok()) return b.status();
-  absl::StatusOr<double> seconds = TimeEvents(10, [&]() -> absl::Status {
-    MUSERVE_GPU_RETURN_IF_ERROR(
-        cudaMemcpyAsync(b->get(), a->get(), static_cast<size_t>(bytes), cudaMemcpyDeviceToDevice));
-    return absl::OkStatus();
-  });
-  if (!seconds.ok()) return seconds.status();
-  return 2.0 * static_cast<double>(bytes) / *seconds;
-}
-
 absl::StatusOr<double> MatrixPeak() {
   const int64_t n = 8192;
   absl::StatusOr<DeviceBuffer> a = DeviceBuffer::Allocate(n * n * 2);
@@ -118,9 +85,9 @@ absl::StatusOr<double> MatrixPeak() {
   g.out = out->get();
   g.ldo = n;
   g.m = g.n = g.k = n;
-  absl::StatusOr<double> seconds = TimeEvents(20, [&] { return (*gemm)->Run(g); });
-  if (!seconds.ok()) return seconds.status();
-  return 2.0 * static_cast<double>(n) * n * n / *seconds;
+  absl::StatusOr<double> ms = TimeMs(20, [&] { return (*gemm)->Run(g); });
+  if (!ms.ok()) return ms.status();
+  return 2.0 * static_cast<double>(n) * n * n / (*ms * 1e-3);
 }
 
 // Sequences of `context` tokens each, in contiguous blocks: s owns blocks
@@ -212,7 +179,7 @@ int Run(int32_t layers, int iterations) {
     std::fprintf(stderr, "cuda_model_bench: %s: %s\n", what, s.ToString().c_str());
     return 1;
   };
-  absl::StatusOr<double> bandwidth = CopyBandwidth();
+  absl::StatusOr<double> bandwidth = CopyBandwidth(int64_t{4} << 30, 10);
   if (!bandwidth.ok()) return fail("copy bandwidth", bandwidth.status());
   absl::StatusOr<double> peak = MatrixPeak();
   if (!peak.ok()) return fail("matrix peak", peak.status());

@@ -239,8 +239,10 @@ class CudaBackend::Impl {
                                  const StepLayout& layout);
   // Enqueues the whole forward pass of `step` on stream_ (capturable).
   absl::Status Enqueue(const DeviceStep& step);
+  // out = a [m, k] . w [n, k]^T (+ bias) (+ beta * out), out in the model's
+  // dtype or, with out_dtype F32, in fp32.
   absl::Status Gemm(const void* a, int64_t m, int64_t k, const void* w, int64_t n, const void* bias,
-                    void* out, DType out_dtype = DType::kBF16) {
+                    void* out, DType out_dtype = DType::kBF16, float beta = 0.0f) {
     GemmArgs g;
     g.dtype = dtype_;
     g.out_dtype = out_dtype == DType::kF32 ? DType::kF32 : dtype_;
@@ -253,6 +255,7 @@ class CudaBackend::Impl {
     g.m = m;
     g.n = n;
     g.k = k;
+    g.beta = beta;
     return gemm_->Run(g);
   }
   void* Half(const DeviceBuffer& b, int64_t elements) const {
@@ -683,19 +686,10 @@ absl::Status CudaBackend::Impl::Enqueue(const DeviceStep& step) {
   // or into proj_ (alone).
   auto project = [&](const void* a, int64_t k, const void* w) -> absl::Status {
     if (!group) return Gemm(a, T, k, w, H, nullptr, proj_.get());
-    GemmArgs g;
-    g.dtype = dtype_;
-    g.out_dtype = DType::kF32;
-    g.a = a;
-    g.lda = k;
-    g.w = w;
-    g.out = residual;
-    g.ldo = H;
-    g.m = T;
-    g.n = H;
-    g.k = k;
-    g.beta = layout_.rank == 0 ? 1.0f : 0.0f;
-    if (absl::Status s = gemm_->Run(g); !s.ok()) return s;
+    if (absl::Status s =
+            Gemm(a, T, k, w, H, nullptr, residual, DType::kF32, layout_.rank == 0 ? 1.0f : 0.0f);
+        !s.ok())
+      return s;
     return AllReduce(residual, T * H);
   };
   // What the next norm adds to the residual: nothing in a group.
