@@ -119,7 +119,9 @@ class CudaBackend::Impl {
   // stream drain, and frees what is bound to the stream before the stream.
   ~Impl() {
     cudaSetDevice(options_.device);
-    if (stream_ != nullptr) cudaStreamSynchronize(stream_);
+    // In a group, with the communicator's deadline: a collective whose
+    // peer is gone must not hang the teardown.
+    if (stream_ != nullptr) Drain(absl::OkStatus()).IgnoreError();
     sampler_.reset();
     gemm_.reset();
     for (DecodeGraph& g : graphs_)
@@ -215,6 +217,11 @@ class CudaBackend::Impl {
     return s;
   }
 
+  // Uploads or makes the weights and allocates every per-step buffer.
+  absl::Status Prepare(const ModelWeights* weights, uint64_t seed);
+  // In a group: whether every rank's `mine` is OK (a collective every rank
+  // reaches); `mine` itself, or Aborted when another rank failed.
+  absl::Status Agree(absl::Status mine);
   absl::Status AllocateBuffers();
   // Sums a [n] fp32 device buffer over the group (nothing without one).
   absl::Status AllReduce(float* data, int64_t n) {
@@ -340,6 +347,15 @@ absl::Status CudaBackend::Impl::Init(const ModelWeights* weights, DType checkpoi
   if (nccl_ != nullptr) nccl_->set_stream(stream_);
 #endif
   dtype_ = DeviceDTypeFor(checkpoint_dtype);
+  // A rank that fails from here on still meets its peers in Agree, so that
+  // the whole group fails together rather than waiting on it.
+  if (absl::Status s = Agree(Prepare(weights, seed)); !s.ok()) return s;
+  if (absl::Status s = SizeKvPool(); !s.ok()) return s;
+  return CaptureGraphs();
+}
+
+absl::Status CudaBackend::Impl::Prepare(const ModelWeights* weights, uint64_t seed) {
+  const ModelConfig& c = local_;
   absl::StatusOr<DeviceModel> model;
   if (weights != nullptr) {
     absl::StatusOr<std::unique_ptr<WeightUploader>> uploader = WeightUploader::Create();
@@ -362,8 +378,18 @@ absl::Status CudaBackend::Impl::Init(const ModelWeights* weights, DType checkpoi
     if (!sampler.ok()) return sampler.status();
     sampler_ = std::move(*sampler);
   }
-  if (absl::Status s = SizeKvPool(); !s.ok()) return s;
-  return CaptureGraphs();
+  return absl::OkStatus();
+}
+
+absl::Status CudaBackend::Impl::Agree(absl::Status mine) {
+  if (nccl_ == nullptr) return mine;
+  absl::StatusOr<int64_t> all_ok = GroupMin(mine.ok() ? 1 : 0);
+  if (!mine.ok()) return mine;
+  if (!all_ok.ok()) return all_ok.status();
+  if (*all_ok < 1)
+    return absl::AbortedError(absl::StrCat(
+        "rank ", layout_.rank, ": another rank of the tensor-parallel group failed to start"));
+  return absl::OkStatus();
 }
 
 absl::Status CudaBackend::Impl::AllocateBuffers() {
@@ -441,11 +467,13 @@ absl::Status CudaBackend::Impl::SizeKvPool() {
   // of one sequence (as long as the model allows), every logical block
   // mapped to block 0 and no KV written (slots -1). What it takes beyond the
   // preallocated buffers (lazily loaded kernels, library state) is measured.
-  if (absl::Status s = AllocateKv(1); !s.ok())
-    return absl::ResourceExhaustedError(
-        absl::StrCat("no room for even one KV block after the weights: ", s.message()));
+  absl::Status one_block = AllocateKv(1);
+  if (!one_block.ok())
+    one_block = absl::ResourceExhaustedError(
+        absl::StrCat("no room for even one KV block after the weights: ", one_block.message()));
+  if (absl::Status s = Agree(one_block); !s.ok()) return s;
   size_t free_before = 0, free_after = 0, total = 0;
-  MUSERVE_GPU_RETURN_IF_ERROR(cudaDeviceSynchronize());
+  if (absl::Status s = Drain(absl::OkStatus()); !s.ok()) return s;
   MUSERVE_GPU_RETURN_IF_ERROR(cudaMemGetInfo(&free_before, &total));
   const auto T =
       static_cast<int32_t>(std::min<int64_t>(max_tokens_, config_.max_position_embeddings));
@@ -469,7 +497,7 @@ absl::Status CudaBackend::Impl::SizeKvPool() {
   absl::StatusOr<int32_t> sampled = Upload(batch, *plan, 1, layout);
   if (!sampled.ok()) return sampled.status();
   if (absl::Status s = Enqueue(Locate(layout, *plan, T, 1, *sampled)); !s.ok()) return s;
-  MUSERVE_GPU_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
+  if (absl::Status s = Drain(absl::OkStatus()); !s.ok()) return s;
   MUSERVE_GPU_RETURN_IF_ERROR(cudaMemGetInfo(&free_after, &total));
   report_.peak_step_bytes =
       free_before > free_after ? static_cast<int64_t>(free_before - free_after) : 0;
@@ -477,6 +505,7 @@ absl::Status CudaBackend::Impl::SizeKvPool() {
   MUSERVE_GPU_RETURN_IF_ERROR(cudaMemGetInfo(&free_after, &total));
 
   int64_t num_blocks = options_.num_blocks;
+  absl::Status sized;
   if (num_blocks == 0) {
     // The graphs' memory is not known before they are captured over the
     // final pool; keep a margin for them (their nodes, not buffers: the
@@ -489,7 +518,7 @@ absl::Status CudaBackend::Impl::SizeKvPool() {
     const int64_t kv_bytes = budget - in_use - graph_margin;
     num_blocks = kv_bytes > 0 ? kv_bytes / block_bytes : 0;
     if (num_blocks < 1)
-      return absl::ResourceExhaustedError(
+      sized = absl::ResourceExhaustedError(
           absl::StrCat("--gpu-memory-utilization ", options_.gpu_memory_utilization, " of ", total,
                        " bytes leaves no KV cache: weights ", report_.weight_bytes,
                        ", step buffers ", report_.activation_bytes, ", in use ", in_use,
@@ -500,15 +529,22 @@ absl::Status CudaBackend::Impl::SizeKvPool() {
       num_blocks = std::min<int64_t>(num_blocks, options_.max_num_blocks);
   }
   // The ranks of a group share the scheduler's block tables: they take the
-  // smallest pool any of them affords.
+  // smallest pool any of them affords (0 from a rank that affords none).
   if (nccl_ != nullptr) {
-    absl::StatusOr<int64_t> agreed = GroupMin(num_blocks);
+    absl::StatusOr<int64_t> agreed = GroupMin(sized.ok() ? num_blocks : 0);
+    if (!sized.ok()) return sized;
     if (!agreed.ok()) return agreed.status();
+    if (*agreed < 1)
+      return absl::AbortedError(absl::StrCat(
+          "rank ", layout_.rank, ": another rank of the tensor-parallel group has no KV cache"));
     num_blocks = *agreed;
   }
-  if (absl::Status s = AllocateKv(static_cast<int32_t>(num_blocks)); !s.ok())
-    return absl::ResourceExhaustedError(
-        absl::StrCat("cannot allocate the KV cache of ", num_blocks, " blocks: ", s.message()));
+  if (!sized.ok()) return sized;
+  absl::Status allocated = AllocateKv(static_cast<int32_t>(num_blocks));
+  if (!allocated.ok())
+    allocated = absl::ResourceExhaustedError(absl::StrCat(
+        "cannot allocate the KV cache of ", num_blocks, " blocks: ", allocated.message()));
+  if (absl::Status s = Agree(allocated); !s.ok()) return s;
   report_.kv_bytes = kv_pool_.bytes();
   return absl::OkStatus();
 }
@@ -531,7 +567,7 @@ absl::Status CudaBackend::Impl::CaptureGraphs() {
     // An eager run first: kernels load and GEMM algorithms are chosen
     // outside the capture.
     if (absl::Status s = Enqueue(step); !s.ok()) return s;
-    MUSERVE_GPU_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
+    if (absl::Status s = Drain(absl::OkStatus()); !s.ok()) return s;
     cudaGraph_t graph = nullptr;
     MUSERVE_GPU_RETURN_IF_ERROR(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
     const absl::Status enqueued = Enqueue(step);
@@ -629,10 +665,12 @@ absl::StatusOr<int64_t> CudaBackend::Impl::GroupMin(int64_t value) {
   const std::span<const float> in(buffer->as<float>(), 1);
   const std::span<float> out(buffer->as<float>() + 1, static_cast<size_t>(ranks));
   if (absl::Status s = nccl_->AllGather(in, out); !s.ok()) return s;
-  std::vector<float> all(static_cast<size_t>(ranks));
-  MUSERVE_GPU_RETURN_IF_ERROR(cudaMemcpyAsync(all.data(), out.data(), all.size() * sizeof(float),
-                                              cudaMemcpyDeviceToHost, stream_));
+  // Waited for with the group's deadline before the host copy (which would
+  // block without one on a gather that never completes).
   if (absl::Status s = nccl_->Synchronize(); !s.ok()) return s;
+  std::vector<float> all(static_cast<size_t>(ranks));
+  MUSERVE_GPU_RETURN_IF_ERROR(
+      cudaMemcpy(all.data(), out.data(), all.size() * sizeof(float), cudaMemcpyDeviceToHost));
   return static_cast<int64_t>(*std::min_element(all.begin(), all.end()));
 #else
   return value;

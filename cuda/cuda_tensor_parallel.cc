@@ -43,11 +43,14 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateCudaTensorParallelBackend(
     }
     for (std::thread& t : threads) t.join();
   }
+  // The rank whose own step failed, rather than the peers it made give up
+  // (Aborted: Agree in cuda_backend.cc).
+  const absl::Status* failed = nullptr;
+  for (const auto& rank : ranks)
+    if (!rank.ok() && (failed == nullptr || absl::IsAborted(*failed))) failed = &rank.status();
+  if (failed != nullptr) return *failed;
   std::vector<std::unique_ptr<Backend>> backends;
-  for (auto& rank : ranks) {
-    if (!rank.ok()) return rank.status();
-    backends.push_back(std::move(*rank));
-  }
+  for (auto& rank : ranks) backends.push_back(std::move(*rank));
   if (report != nullptr) *report = static_cast<CudaBackend&>(*backends[0]).memory_report();
   std::vector<std::unique_ptr<Communicator>> communicators;
   for (auto& c : *group) communicators.push_back(std::move(c));

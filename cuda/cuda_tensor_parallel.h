@@ -15,8 +15,8 @@
 namespace muserve::cuda {
 
 // options.device is ignored: rank r runs on device r. Unavailable when fewer
-// GPUs are visible than ranks; the errors of CreateRank (the first rank's
-// to fail). The returned backend's rank 0 reports memory_report() through
+// GPUs are visible than ranks; else the error of the rank that failed (not
+// its peers' Aborted). The returned backend's rank 0 reports memory_report() through
 // `report` when not null.
 absl::StatusOr<std::unique_ptr<Backend>> CreateCudaTensorParallelBackend(
     const LoadedModel& model, int32_t tensor_parallel_size, const CudaBackendOptions& options,

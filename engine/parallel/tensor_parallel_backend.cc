@@ -57,6 +57,14 @@ TensorParallelBackend::~TensorParallelBackend() {
   }
   work_ready_.notify_all();
   for (std::thread& t : threads_) t.join();
+  // The ranks go before what they point into; the communicators then go
+  // together, one thread each: tearing one down (NCCL's finalize) may wait
+  // for its peers to tear down too.
+  ranks_.clear();
+  std::vector<std::thread> teardown;
+  for (auto& communicator : communicators_)
+    teardown.emplace_back([&communicator] { communicator.reset(); });
+  for (std::thread& t : teardown) t.join();
 }
 
 void TensorParallelBackend::RankLoop(int32_t rank) {

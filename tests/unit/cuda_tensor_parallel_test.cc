@@ -1,8 +1,10 @@
 // Tensor parallelism of the CUDA backend over NCCL (label gpu; skips where
 // the GPUs are missing):
-//  - a group of one rank, which runs every collective of the rank path
+//  - a group of one rank, which runs every collective call of the rank path
 //    (embedding all-reduce, the projections summed into the residual, the
-//    logits gathered to rank 0), against the single-GPU backend;
+//    logits gathered to rank 0), against the single-GPU backend. With one
+//    rank the collectives move nothing: a wrong vocabulary offset, pitch or
+//    beta on ranks other than 0 shows only in the two-GPU test;
 //  - two ranks (on a machine with two GPUs) against one, for Llama and for
 //    Qwen2 (biases, tied embeddings, one KV head replicated on both ranks).
 // The rank path adds the projections to the fp32 residual inside the GEMM
@@ -23,6 +25,7 @@
 #include "engine/model/make_model.h"
 #include "engine/model/weights.h"
 #include "engine/parallel/tensor_parallel_backend.h"
+#include "engine/sampling/sampler.h"
 #include "gtest/gtest.h"
 #include "tests/testing/cuda_test_util.h"
 #include "tests/testing/fixtures.h"
@@ -100,6 +103,36 @@ void ExpectSameRun(Backend& test, Backend& reference, const std::string& what) {
   }
 }
 
+// ForwardSample, the path the engine loop serves through, against the same
+// backend's Forward logits for the same batch (which rewrites the same KV
+// slots with the same values): the greedy row gives their argmax and a
+// seeded top-p row the host Sampler's draw over them.
+void ExpectSamplesOfItsLogits(Backend& test, const std::string& what) {
+  const int64_t vocab = test.config().vocab_size;
+  StepBuilder builder(kBlockSize, kNumBlocks, {40, 41, 42, 43, 44, 45});
+  const int a = builder.AddSequence(), b = builder.AddSequence();
+  builder.Append(a, ::muserve::testing::TestTokens(21, static_cast<int32_t>(vocab), 8));
+  builder.Append(b, ::muserve::testing::TestTokens(9, static_cast<int32_t>(vocab), 9));
+  const StepBatch batch = builder.Build();
+  SamplingParams greedy;
+  greedy.temperature = 0;
+  SamplingParams seeded;
+  seeded.temperature = 0.8f;
+  seeded.top_p = 0.9f;
+  const TokenHistory history;
+  const std::vector<SampleInput> inputs = {{&greedy, &history, {}, 0.0},
+                                           {&seeded, &history, {}, 0.61}};
+  std::vector<float> logits(2 * vocab);
+  ASSERT_TRUE(test.Forward(batch, logits).ok()) << what;
+  std::vector<SampledToken> got(2);
+  const absl::Status s = test.ForwardSample(batch, inputs, got);
+  ASSERT_TRUE(s.ok()) << what << ": " << s;
+  EXPECT_EQ(got[0].token, ArgMax(logits.data(), vocab)) << what;
+  Sampler sampler;
+  std::vector<float> row(logits.begin() + vocab, logits.end());
+  EXPECT_EQ(got[1].token, sampler.Sample(row, inputs[1]).token) << what;
+}
+
 TEST(CudaTensorParallelTest, AGroupOfOneRankGivesTheSingleGpuBackendsLogits) {
   MUSERVE_SKIP_WITHOUT_CUDA_DEVICE();
   absl::StatusOr<LoadedModel> model = LoadModel(SmallModel());
@@ -115,6 +148,7 @@ TEST(CudaTensorParallelTest, AGroupOfOneRankGivesTheSingleGpuBackendsLogits) {
   ASSERT_TRUE(rank.ok()) << rank.status();
   EXPECT_EQ((*rank)->kv_cache().num_blocks, kNumBlocks);
   ExpectSameRun(**rank, **single, "NCCL group of one");
+  ExpectSamplesOfItsLogits(**rank, "NCCL group of one");
 }
 
 TEST(CudaTensorParallelTest, TwoGpusGiveOneGpusLogits) {
@@ -131,6 +165,7 @@ TEST(CudaTensorParallelTest, TwoGpusGiveOneGpusLogits) {
     ASSERT_TRUE(pair.ok()) << pair.status();
     EXPECT_TRUE((*pair)->samples_on_device());
     ExpectSameRun(**pair, **single, name + " on two GPUs");
+    ExpectSamplesOfItsLogits(**pair, name + " on two GPUs");
   }
 }
 
