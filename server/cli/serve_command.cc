@@ -43,7 +43,8 @@ ABSL_FLAG(int32_t, metrics_port, 9464, "Prometheus /metrics port (0 picks one, -
 ABSL_FLAG(std::string, device, "cpu",
           "Backend: cpu, or cuda (one NVIDIA GPU) where built with CUDA");
 ABSL_FLAG(int32_t, tensor_parallel_size, 1,
-          "Ranks the model is split over (on --device cpu: threads of --threads each)");
+          "Ranks the model is split over (on --device cpu: threads of --threads each; on "
+          "--device cuda: GPUs 0..N-1 of this host)");
 ABSL_FLAG(int32_t, max_num_seqs, 64, "Sequences in one engine step");
 ABSL_FLAG(int32_t, max_num_batched_tokens, 2048, "Tokens in one engine step");
 ABSL_FLAG(int32_t, max_queue, 1024, "Waiting requests before RESOURCE_EXHAUSTED");
@@ -87,7 +88,8 @@ Flags:
   --device NAME                 backend: cpu (default), or cuda (one NVIDIA GPU; builds
                                 with CUDA only)
   --threads N                   CPU threads of the forward pass, per rank (default 2)
-  --tensor-parallel-size N      ranks the model is split over (default 1)
+  --tensor-parallel-size N      ranks the model is split over (default 1; on --device
+                                cuda, GPUs 0..N-1)
   --max-num-seqs N              sequences in one engine step (default 64)
   --max-num-batched-tokens N    tokens in one engine step (default 2048)
   --max-queue N                 waiting requests before RESOURCE_EXHAUSTED (default 1024)
