@@ -13,7 +13,9 @@
 //    of batch sizes (padded up to the next size); other steps run eagerly.
 //  - The KV pool fills what --gpu-memory-utilization leaves after the
 //    weights and a measured worst-case step (see CudaBackendOptions).
-// Every buffer is allocated in Create: Forward allocates no device memory.
+// Every step buffer is allocated in Create; the one exception is the
+// sampler's upload of penalty lists, which grows to the longest histories
+// seen (int32 per token: megabytes), inside the margin the KV sizing keeps.
 #pragma once
 
 #include <cstdint>
