@@ -20,7 +20,12 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateCudaTensorParallelBackend(
   if (absl::Status s = ValidateTensorParallelSize(model.config, tensor_parallel_size); !s.ok())
     return s;
   int count = 0;
-  if (cudaGetDeviceCount(&count) != cudaSuccess || count < tensor_parallel_size)
+  if (const cudaError_t e = cudaGetDeviceCount(&count); e != cudaSuccess || count == 0)
+    return absl::UnavailableError(absl::StrCat(
+        "no usable CUDA device: ",
+        e != cudaSuccess ? absl::StrCat(cudaGetErrorName(e), ": ", cudaGetErrorString(e))
+                         : std::string("none visible")));
+  if (count < tensor_parallel_size)
     return absl::UnavailableError(absl::StrCat("tensor_parallel_size ", tensor_parallel_size,
                                                " needs as many GPUs; ", count, " visible"));
   std::vector<int> devices(static_cast<size_t>(tensor_parallel_size));

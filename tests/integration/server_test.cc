@@ -49,6 +49,21 @@ TEST_F(ServerTest, ATensorParallelSizeThatDoesNotDivideTheModelFailsToLoadNaming
   EXPECT_EQ(Health(), HealthCheckResponse::NOT_SERVING);
 }
 
+// Where the CUDA backend cannot run (no GPU, or a build without CUDA),
+// --device cuda fails at load with a message naming the flag, and the
+// server stays up, not serving. Skipped where it can run.
+TEST_F(ServerTest, CudaDeviceThatCannotRunFailsToLoadNamingTheFlag) {
+  ServerOptions options = TinyServerOptions();
+  options.model.device = "cuda";
+  StartServer(options, /*load=*/false);
+  const absl::Status loaded = server_->LoadModel();
+  if (loaded.ok()) GTEST_SKIP() << "the CUDA backend runs here";
+  EXPECT_THAT(std::string(loaded.message()), HasSubstr("--device cuda"));
+  EXPECT_THAT(std::string(loaded.message()), ::testing::AnyOf(HasSubstr("no usable CUDA device"),
+                                                              HasSubstr("built without CUDA")));
+  EXPECT_EQ(Health(), HealthCheckResponse::NOT_SERVING);
+}
+
 TEST_F(ServerTest, ModelInfoDescribesTheServedModel) {
   StartServer();
   grpc::ClientContext context;
