@@ -217,6 +217,8 @@ class CudaBackend::Impl {
     return s;
   }
 
+  // Selects the device, makes the stream and (in a group) GroupMin's buffer.
+  absl::Status Setup();
   // Uploads or makes the weights and allocates every per-step buffer.
   absl::Status Prepare(const ModelWeights* weights, uint64_t seed);
   // In a group: whether every rank's `mine` is OK (a collective every rank
@@ -308,6 +310,7 @@ class CudaBackend::Impl {
   // for it before repacking, whatever the previous step did after its copy
   // (a step with no sampled row returns without waiting for the GPU).
   cudaEvent_t uploaded_ = nullptr;
+  DeviceBuffer group_scratch_;  // a group only: GroupMin's [1 + ranks] floats
   std::vector<DecodeGraph> graphs_;
   std::vector<int32_t> graph_sizes_;
   CudaMemoryReport report_;
@@ -332,6 +335,18 @@ absl::Status CudaBackend::Impl::Init(const ModelWeights* weights, DType checkpoi
   if (options_.device >= count)
     return absl::InvalidArgumentError(
         absl::StrCat("CUDA device ", options_.device, " does not exist (", count, " visible)"));
+  kv_layout_ = {c.num_key_value_heads, options_.block_size, c.head_dim};
+  dtype_ = DeviceDTypeFor(checkpoint_dtype);
+  // A rank that fails from here on still meets its peers in Agree, so that
+  // the whole group fails together rather than waiting on it (until the
+  // communicator's deadline) in a collective.
+  if (absl::Status s = Agree(Setup()); !s.ok()) return s;
+  if (absl::Status s = Agree(Prepare(weights, seed)); !s.ok()) return s;
+  if (absl::Status s = SizeKvPool(); !s.ok()) return s;
+  return CaptureGraphs();
+}
+
+absl::Status CudaBackend::Impl::Setup() {
   if (absl::Status s = SetDevice(); !s.ok()) return s;
   cudaDeviceProp prop{};
   MUSERVE_GPU_RETURN_IF_ERROR(cudaGetDeviceProperties(&prop, options_.device));
@@ -340,18 +355,18 @@ absl::Status CudaBackend::Impl::Init(const ModelWeights* weights, DType checkpoi
   report_.total_bytes = static_cast<int64_t>(prop.totalGlobalMem);
   MUSERVE_GPU_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   MUSERVE_GPU_RETURN_IF_ERROR(cudaEventCreateWithFlags(&uploaded_, cudaEventDisableTiming));
-  kv_layout_ = {c.num_key_value_heads, options_.block_size, c.head_dim};
-
+  if (nccl_ != nullptr) {
+    // GroupMin's buffer, taken before anything large: it must be there
+    // when a rank reports that it ran out of memory.
+    absl::StatusOr<DeviceBuffer> scratch = DeviceBuffer::Allocate(int64_t{4} * (layout_.size + 1));
+    if (!scratch.ok()) return scratch.status();
+    group_scratch_ = std::move(*scratch);
+  }
 #if MUSERVE_HAVE_NCCL
   // Collectives run in this stream's order (nccl_communicator.h).
   if (nccl_ != nullptr) nccl_->set_stream(stream_);
 #endif
-  dtype_ = DeviceDTypeFor(checkpoint_dtype);
-  // A rank that fails from here on still meets its peers in Agree, so that
-  // the whole group fails together rather than waiting on it.
-  if (absl::Status s = Agree(Prepare(weights, seed)); !s.ok()) return s;
-  if (absl::Status s = SizeKvPool(); !s.ok()) return s;
-  return CaptureGraphs();
+  return absl::OkStatus();
 }
 
 absl::Status CudaBackend::Impl::Prepare(const ModelWeights* weights, uint64_t seed) {
@@ -467,46 +482,56 @@ absl::Status CudaBackend::Impl::SizeKvPool() {
   // of one sequence (as long as the model allows), every logical block
   // mapped to block 0 and no KV written (slots -1). What it takes beyond the
   // preallocated buffers (lazily loaded kernels, library state) is measured.
-  absl::Status one_block = AllocateKv(1);
-  if (!one_block.ok())
-    one_block = absl::ResourceExhaustedError(
-        absl::StrCat("no room for even one KV block after the weights: ", one_block.message()));
-  if (absl::Status s = Agree(one_block); !s.ok()) return s;
   size_t free_before = 0, free_after = 0, total = 0;
-  if (absl::Status s = Drain(absl::OkStatus()); !s.ok()) return s;
-  MUSERVE_GPU_RETURN_IF_ERROR(cudaMemGetInfo(&free_before, &total));
   const auto T =
       static_cast<int32_t>(std::min<int64_t>(max_tokens_, config_.max_position_embeddings));
   StepBatch batch;
-  batch.tokens.assign(T, 0);
-  batch.positions.resize(T);
-  for (int32_t i = 0; i < T; ++i) batch.positions[i] = i;
-  batch.slot_mapping.assign(T, -1);
-  StepSequence seq;
-  seq.query_start = 0;
-  seq.query_len = T;
-  seq.context_len = T;
-  seq.block_table.assign((T + options_.block_size - 1) / options_.block_size, 0);
-  seq.sample = true;
-  batch.sequences.push_back(seq);
-  const std::vector<int32_t> q = {T}, ctx = {T};
-  absl::StatusOr<AttentionPlan> plan = PlanPagedAttention(q, ctx, dims_, num_sms_);
-  if (!plan.ok()) return plan.status();
-  const StepLayout layout =
-      StepLayout::For(T, 1, plan->num_tiles(), BlockStrideFor(batch, options_.block_size));
-  absl::StatusOr<int32_t> sampled = Upload(batch, *plan, 1, layout);
-  if (!sampled.ok()) return sampled.status();
-  if (absl::Status s = Enqueue(Locate(layout, *plan, T, 1, *sampled)); !s.ok()) return s;
+  absl::StatusOr<AttentionPlan> plan = absl::UnknownError("not planned");
+  StepLayout layout;
+  absl::StatusOr<int32_t> sampled = absl::UnknownError("not uploaded");
+  // Everything before the step's collectives, agreed on by a group.
+  auto ready = [&]() -> absl::Status {
+    if (absl::Status s = AllocateKv(1); !s.ok())
+      return absl::ResourceExhaustedError(
+          absl::StrCat("no room for even one KV block after the weights: ", s.message()));
+    MUSERVE_GPU_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
+    MUSERVE_GPU_RETURN_IF_ERROR(cudaMemGetInfo(&free_before, &total));
+    batch.tokens.assign(T, 0);
+    batch.positions.resize(T);
+    for (int32_t i = 0; i < T; ++i) batch.positions[i] = i;
+    batch.slot_mapping.assign(T, -1);
+    StepSequence seq;
+    seq.query_start = 0;
+    seq.query_len = T;
+    seq.context_len = T;
+    seq.block_table.assign((T + options_.block_size - 1) / options_.block_size, 0);
+    seq.sample = true;
+    batch.sequences.push_back(seq);
+    const std::vector<int32_t> q = {T}, ctx = {T};
+    plan = PlanPagedAttention(q, ctx, dims_, num_sms_);
+    if (!plan.ok()) return plan.status();
+    layout = StepLayout::For(T, 1, plan->num_tiles(), BlockStrideFor(batch, options_.block_size));
+    sampled = Upload(batch, *plan, 1, layout);
+    return sampled.status();
+  };
+  if (absl::Status s = Agree(ready()); !s.ok()) return s;
+  // A failure inside the step leaves peers in its collectives: they fail
+  // at the communicator's deadline.
+  if (absl::Status s = Enqueue(Locate(layout, *plan, T, 1, *sampled)); !s.ok()) return Drain(s);
   if (absl::Status s = Drain(absl::OkStatus()); !s.ok()) return s;
-  MUSERVE_GPU_RETURN_IF_ERROR(cudaMemGetInfo(&free_after, &total));
-  report_.peak_step_bytes =
-      free_before > free_after ? static_cast<int64_t>(free_before - free_after) : 0;
-  kv_pool_ = DeviceBuffer();
-  MUSERVE_GPU_RETURN_IF_ERROR(cudaMemGetInfo(&free_after, &total));
+  auto measured = [&]() -> absl::Status {
+    MUSERVE_GPU_RETURN_IF_ERROR(cudaMemGetInfo(&free_after, &total));
+    report_.peak_step_bytes =
+        free_before > free_after ? static_cast<int64_t>(free_before - free_after) : 0;
+    kv_pool_ = DeviceBuffer();
+    MUSERVE_GPU_RETURN_IF_ERROR(cudaMemGetInfo(&free_after, &total));
+    return absl::OkStatus();
+  };
+  const absl::Status measured_status = measured();
 
   int64_t num_blocks = options_.num_blocks;
-  absl::Status sized;
-  if (num_blocks == 0) {
+  absl::Status sized = measured_status;
+  if (sized.ok() && num_blocks == 0) {
     // The graphs' memory is not known before they are captured over the
     // final pool; keep a margin for them (their nodes, not buffers: the
     // buffers are shared with eager steps).
@@ -550,6 +575,10 @@ absl::Status CudaBackend::Impl::SizeKvPool() {
 }
 
 absl::Status CudaBackend::Impl::CaptureGraphs() {
+  // Ranks of a group run eagerly: a graph that captured NCCL calls pins the
+  // communicator (NCCL 2.26 on waits in ncclCommAbort for such graphs to be
+  // destroyed), so a rank that must abort after a peer died would hang.
+  if (nccl_ != nullptr) return absl::OkStatus();
   const int32_t max_batch = std::min({options_.max_graph_batch, max_sequences_, max_tokens_});
   if (max_batch < 1) return absl::OkStatus();
   const int32_t stride = (graph_span_ + options_.block_size - 1) / options_.block_size;
@@ -657,13 +686,19 @@ absl::StatusOr<int64_t> CudaBackend::Impl::GroupMin(int64_t value) {
   // Exact as floats: block counts stay below 2^24 (INT32_MAX / block size
   // with 16-token blocks is 2^27, but no GPU holds 2^24 blocks of a model).
   const int32_t ranks = layout_.size;
-  absl::StatusOr<DeviceBuffer> buffer = DeviceBuffer::Allocate(int64_t{4} * (ranks + 1));
-  if (!buffer.ok()) return buffer.status();
+  if (group_scratch_.get() == nullptr) {
+    // Setup failed before taking it: try now (this rank's peers wait).
+    absl::StatusOr<DeviceBuffer> scratch = DeviceBuffer::Allocate(int64_t{4} * (ranks + 1));
+    if (!scratch.ok()) return scratch.status();
+    group_scratch_ = std::move(*scratch);
+  }
   const auto mine = static_cast<float>(std::min<int64_t>(value, int64_t{1} << 24));
+  // Synchronous: the collective may go on the communicator's own stream
+  // when this rank's stream could not be made.
   MUSERVE_GPU_RETURN_IF_ERROR(
-      cudaMemcpyAsync(buffer->get(), &mine, sizeof(float), cudaMemcpyHostToDevice, stream_));
-  const std::span<const float> in(buffer->as<float>(), 1);
-  const std::span<float> out(buffer->as<float>() + 1, static_cast<size_t>(ranks));
+      cudaMemcpy(group_scratch_.get(), &mine, sizeof(float), cudaMemcpyHostToDevice));
+  const std::span<const float> in(group_scratch_.as<float>(), 1);
+  const std::span<float> out(group_scratch_.as<float>() + 1, static_cast<size_t>(ranks));
   if (absl::Status s = nccl_->AllGather(in, out); !s.ok()) return s;
   // Waited for with the group's deadline before the host copy (which would
   // block without one on a gather that never completes).

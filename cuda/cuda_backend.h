@@ -15,7 +15,7 @@
 //    weights and a measured worst-case step (see CudaBackendOptions).
 // Every step buffer is allocated in Create; the one exception is the
 // sampler's upload of penalty lists, which grows to the longest histories
-// seen (int32 per token: megabytes), inside the margin the KV sizing keeps.
+// seen (int32 per token: megabytes) out of what the memory fraction leaves.
 #pragma once
 
 #include <cstdint>
@@ -90,7 +90,9 @@ class CudaBackend final : public Backend {
   // intermediate and vocabulary slices), on options.device, which must be
   // the communicator's. Every rank of the group must be created at the same
   // time, each on its own thread (the KV pool size is agreed on, and the
-  // start-up steps run collectives). Collectives go on the backend's stream;
+  // start-up steps run collectives; every start-up stage ends in an
+  // agreement, so the ranks fail together). Ranks run every step eagerly
+  // (no CUDA graphs: see CaptureGraphs). Collectives go on the backend's stream;
   // a dead peer fails a step at the communicator's deadline. Rank 0
   // gathers the logits and samples; the other ranks accept the same calls
   // and never touch `logits` or `out`. `model` and `communicator` must

@@ -49,10 +49,13 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateCudaTensorParallelBackend(
     for (std::thread& t : threads) t.join();
   }
   // The rank whose own step failed, rather than the peers it made give up
-  // (Aborted: Agree in cuda_backend.cc).
+  // (Aborted: Agree in cuda_backend.cc) or time out waiting for it.
+  const auto secondary = [](const absl::Status& s) {
+    return absl::IsAborted(s) || absl::IsDeadlineExceeded(s);
+  };
   const absl::Status* failed = nullptr;
   for (const auto& rank : ranks)
-    if (!rank.ok() && (failed == nullptr || absl::IsAborted(*failed))) failed = &rank.status();
+    if (!rank.ok() && (failed == nullptr || secondary(*failed))) failed = &rank.status();
   if (failed != nullptr) return *failed;
   std::vector<std::unique_ptr<Backend>> backends;
   for (auto& rank : ranks) backends.push_back(std::move(*rank));

@@ -62,8 +62,13 @@ TensorParallelBackend::~TensorParallelBackend() {
   // for its peers to tear down too.
   ranks_.clear();
   std::vector<std::thread> teardown;
-  for (auto& communicator : communicators_)
-    teardown.emplace_back([&communicator] { communicator.reset(); });
+  for (auto& communicator : communicators_) {
+    try {
+      teardown.emplace_back([&communicator] { communicator.reset(); });
+    } catch (const std::system_error&) {
+      communicator.reset();  // no thread to be had: one after the other
+    }
+  }
   for (std::thread& t : teardown) t.join();
 }
 
