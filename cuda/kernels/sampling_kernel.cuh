@@ -73,24 +73,20 @@ struct Scratch {
 
 // Reductions over the block; every thread gets the result. Warps reduce by
 // shuffles, then every thread folds the warp results in warp order.
-template <int kThreads>
-__device__ double BlockSum(double v, Scratch& s) {
+// Sums of doubles (masses) or ints (counts); each type has its own slots.
+template <int kThreads, class T>
+__device__ T BlockSum(T v, Scratch& s) {
+  static_assert(std::is_same_v<T, double> || std::is_same_v<T, int>);
+  T* slots;
+  if constexpr (std::is_same_v<T, double>)
+    slots = s.d;
+  else
+    slots = s.i;
   for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(kFullMask, v, o);
-  if (threadIdx.x % 32 == 0) s.d[threadIdx.x / 32] = v;
+  if (threadIdx.x % 32 == 0) slots[threadIdx.x / 32] = v;
   __syncthreads();
-  double total = 0;
-  for (int w = 0; w < kThreads / 32; ++w) total += s.d[w];
-  __syncthreads();
-  return total;
-}
-
-template <int kThreads>
-__device__ int BlockSumInt(int v, Scratch& s) {
-  for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(kFullMask, v, o);
-  if (threadIdx.x % 32 == 0) s.i[threadIdx.x / 32] = v;
-  __syncthreads();
-  int total = 0;
-  for (int w = 0; w < kThreads / 32; ++w) total += s.i[w];
+  T total = 0;
+  for (int w = 0; w < kThreads / 32; ++w) total += slots[w];
   __syncthreads();
   return total;
 }
@@ -180,13 +176,7 @@ __device__ unsigned SearchKey(const ScaledRow& row, int vocab, const Survivors& 
       const float v = row(i);
       if (keep(v, i) && Key(v) >= trial) part += weight(v);
     }
-    Total total;
-    if constexpr (std::is_same_v<Total, double>) {
-      total = BlockSum<kThreads>(part, s);
-    } else {
-      total = BlockSumInt<kThreads>(part, s);
-    }
-    if (total >= goal) key = trial;
+    if (BlockSum<kThreads>(part, s) >= goal) key = trial;
   }
   return key;
 }
@@ -294,7 +284,7 @@ __global__ void __launch_bounds__(kThreads)
       local_count += v > NegInf() ? 1 : 0;
     }
     const float max_scaled = BlockMax<kThreads>(local_max, scratch);
-    const int candidates = BlockSumInt<kThreads>(local_count, scratch);
+    const int candidates = BlockSum<kThreads>(local_count, scratch);
     if (p.top_k > 0 && p.top_k < candidates) {
       // Every scaled logit >= the k-th largest survives (ties included).
       keep.cut = FromKey(SearchKey<kThreads>(
@@ -315,7 +305,7 @@ __global__ void __launch_bounds__(kThreads)
         }
       }
       const double total = BlockSum<kThreads>(local_mass, scratch);
-      const int left = BlockSumInt<kThreads>(local_left, scratch);
+      const int left = BlockSum<kThreads>(local_left, scratch);
       if (left > 1) {
         const double target = static_cast<double>(p.top_p) * total;
         // The crossing value: the largest key whose mass at or above it
@@ -330,7 +320,7 @@ __global__ void __launch_bounds__(kThreads)
           if (Key(v) == cross) ++local_ties;
         }
         const double above = BlockSum<kThreads>(local_above, scratch);
-        const int ties = BlockSumInt<kThreads>(local_ties, scratch);
+        const int ties = BlockSum<kThreads>(local_ties, scratch);
         // Ties at the crossing value enter by id, as on the host, while the
         // mass before them is below the target.
         const double tie_weight = weight(FromKey(cross));
@@ -354,7 +344,7 @@ __global__ void __launch_bounds__(kThreads)
               const float v = row(i);
               local_below += keep(v, i) && Key(v) == cross ? 1 : 0;
             }
-            if (BlockSumInt<kThreads>(local_below, scratch) < tied_in) id = trial;
+            if (BlockSum<kThreads>(local_below, scratch) < tied_in) id = trial;
           }
           tie_id = id;
         }
